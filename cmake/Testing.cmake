@@ -1,0 +1,11 @@
+# cudefrag_add_test(NAME name SOURCES a.cpp ... [LIBS lib ...] [LABELS l ...])
+# One GoogleTest executable per unit under test; tests mirror the source tree.
+# Labels: "concurrent" (also run under ThreadSanitizer), "gpu" (skips without a GPU),
+# "nosan" (not run under sanitizers, e.g. tests that preload the shim into a child process).
+function(cudefrag_add_test)
+  cmake_parse_arguments(T "" "NAME" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main cudefrag_common)
+  cudefrag_warnings(${T_NAME})
+  gtest_discover_tests(${T_NAME} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}")
+endfunction()
