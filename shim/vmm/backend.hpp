@@ -25,10 +25,10 @@ namespace cudefrag::vmm {
 // OOM"; anything else it reports as a failure of the operation at hand, never as a crash.
 enum class Status : std::uint8_t {
   kOk,
-  kOutOfMemory,     // physical memory (or address space) exhausted
-  kInvalidValue,    // a contract below was broken by the caller
-  kNotSupported,    // e.g. no VMM support on this device or driver
-  kBackendError,    // anything else the driver reported; details are logged by the backend
+  kOutOfMemory,   // physical memory (or address space) exhausted
+  kInvalidValue,  // a contract below was broken by the caller
+  kNotSupported,  // e.g. no VMM support on this device or driver
+  kBackendError,  // anything else the driver reported; details are logged by the backend
 };
 
 std::string_view to_string(Status s);
@@ -59,15 +59,26 @@ struct EventRef {
 // One device's view of virtual memory.
 //
 // Contract, for every implementation:
-// - Sizes and offsets passed to reserve/create/map/unmap/set_access are non-zero multiples of
-//   granularity(); violating that returns kInvalidValue and changes nothing.
+// - Sizes passed to reserve/create/map/unmap/set_access are non-zero multiples of granularity(),
+//   and addresses and offsets are multiples of it; violating that returns kInvalidValue and
+//   changes nothing.
 // - reserve() returns a range aligned to granularity() (or to `alignment` when that is a larger
 //   power of two) that is not accessible until mapped and given access.
-// - map() maps bytes [offset, offset + size) of a physical allocation at va. The same physical
-//   bytes may be mapped at several addresses at once; all of them see the same contents.
-//   A mapping is not accessible until set_access() is called on it.
-// - unmap() removes mappings from [va, va + size); the range stays reserved. It does NOT wait for
-//   the device: the caller must know that no queued work can still touch the range.
+// - map() maps bytes [offset, offset + size) of a physical allocation at va, onto pages of ONE
+//   reservation that are not mapped. The same physical bytes may be mapped at several addresses
+//   at once; all of them see the same contents. A mapping is not accessible until set_access()
+//   is called on it. Only whole handles can be mapped today: offset 0 and size equal to the
+//   handle's size; anything else returns kNotSupported (cuMemMap answers
+//   CUDA_ERROR_NOT_SUPPORTED on driver 580 / CUDA 13, measured on an H200), so a "piece" of
+//   physical memory the arena wants to remap on its own must be a handle of its own.
+// - unmap() removes the mappings that tile [va, va + size) exactly (it cannot cut a mapping in
+//   two); the range stays reserved. It does NOT wait for the device: the caller must know that
+//   no queued work can still touch the range. set_access() likewise takes whole mappings with no
+//   gap between them. One call may cover several mappings.
+// - The CUDA driver does not catch every broken rule: it takes handles and events as pointers
+//   (a stale one is undefined behaviour), maps past the end of a reservation, and unmaps ranges
+//   with unmapped pages in them without complaint. The host backend refuses all of these with
+//   kInvalidValue, so the CPU tests catch an arena that breaks them.
 // - release() may be called while the handle is still mapped; the memory is freed when the last
 //   mapping goes (as cuMemRelease does).
 // - Events: event_record() captures the work queued on a stream so far; event_query() reports

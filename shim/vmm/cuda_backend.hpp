@@ -29,7 +29,9 @@ namespace cudefrag::vmm {
 //   kInvalidValue: `device` is not a device ordinal of this machine;
 //   kBackendError: the primary context cannot be retained, or the granularity not read.
 // Host-located memory (Location::kHost) needs a driver that supports it; create() returns
-// kNotSupported otherwise.
+// kNotSupported otherwise. Destroying the backend releases its reference on the primary context
+// (the context is torn down if that was the last one), so the shim should keep it alive until
+// exit rather than destroy it from a static destructor.
 std::unique_ptr<Backend> make_cuda_backend(DeviceOrdinal device, Status* why);
 
 }  // namespace cudefrag::vmm

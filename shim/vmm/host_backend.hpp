@@ -3,14 +3,16 @@
 // memfd chunks, mappings are mmap(MAP_FIXED|MAP_SHARED) into PROT_NONE reservations, so aliasing,
 // remapping and "bytes survive a remap" behave as with cuMemMap.
 //
-// It is stricter than the contract where the CUDA driver is (cuMemUnmap and cuMemSetAccess take
-// whole mappings only), so that an arena that passes here does not fail on the driver:
-// - map() needs every page of [va, va + size) inside ONE reservation and unmapped.
+// It checks every rule of the contract, including those the CUDA driver leaves unchecked, so that
+// an arena that passes here does not fail (or silently misbehave) on the driver:
+// - map() needs every page of [va, va + size) inside ONE reservation and unmapped, and maps
+//   whole handles only (offset 0, size = the handle's size; kNotSupported otherwise), as the
+//   driver does.
 // - unmap() and set_access() need [va, va + size) to be covered by whole mappings, with no gap
 //   and no mapping cut in two.
 // - unreserve() needs the exact base and size reserve() returned, and no mapping left in it.
 // - A handle is unusable once released, even while its memory lives on in a mapping.
-// Every rule broken returns kInvalidValue and changes nothing.
+// Every other rule broken returns kInvalidValue; no refused call changes anything.
 // Device-located memory counts against `capacity`; host-located memory does not, as on CUDA,
 // where it does not show in cuMemGetInfo.
 #pragma once
