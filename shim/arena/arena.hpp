@@ -1,0 +1,140 @@
+// The defragmenting arena of one device: every allocation the hooks serve comes from here.
+//
+// It reserves ONE large virtual region at start and carves every range from it (so owns() is a
+// single comparison). Physical memory is created on demand in handles through the backend seam
+// (shim/vmm/backend.hpp). Small requests (up to a threshold, 1 MiB by default) are packed into
+// slabs by size class; larger ones get a range of whole handles. Freed memory stays mapped for
+// quick reuse; when memory is short, cached ranges that are known idle are unmapped and their
+// physical memory is mapped behind a new contiguous range (stitched), so memory the program
+// freed can always serve the next request, whatever its size.
+//
+// Contract:
+// - Reuse keeps CUDA's promises. A block freed with free(..., kStreamOrdered) on stream s is
+//   reusable at once by stream-ordered allocations on s, and by other streams (and by legacy
+//   allocations) once the free has completed on s. A block freed with free(..., kLegacy)
+//   (cudaFree) is not handed out until a device synchronize has followed the free. A legacy
+//   allocation (cudaMalloc) only gets memory no queued work can touch.
+// - Memory is never unmapped while queued work could still touch it.
+// - The arena never holds more physical memory than the limit.
+// - A failed allocation changes no live allocation and reports the arena's state.
+// - Every method is thread-safe. Allocations and frees served from the caches make no backend
+//   call and take no arena-wide lock (a mutex per size class, one for large cached ranges).
+// - Streams are identified by their StreamRef value: the caller must pass a distinct value per
+//   stream (the per-thread default stream resolved to the real stream), and call
+//   stream_destroyed() before a stream that was used in frees is destroyed.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "shim/arena/arena_events.hpp"
+#include "shim/arena/arena_stats.hpp"
+#include "shim/common/units.hpp"
+#include "shim/vmm/backend.hpp"
+
+namespace cudefrag::arena {
+
+struct ArenaOptions {
+  // Most physical memory the arena may hold; 0: the device's total memory.
+  Bytes limit{0};
+  // Size of the virtual region reserved at start; 0: 4 x the device's total memory. At least
+  // twice the limit, so that freed ranges kept mapped never starve new ones of addresses.
+  Bytes va_reservation{0};
+  // Requests up to this size are packed into slabs; larger ones get their own range. 0: none.
+  // At most SizeClasses::kMaxThreshold (16 MiB).
+  Bytes small_threshold = MiB(1);
+  // A cached range serves a request when it is larger by at most request / 2^slack_shift
+  // (rounded down to the granularity): 3 bounds that waste at 12.5%.
+  std::uint32_t reuse_slack_shift = 3;
+  // Most physical handles one new range maps; beyond that, the smallest reused handles are
+  // released and their memory created again as one handle (cuMemSetAccess costs ~30 us per
+  // handle on the H200, cuMemRelease ~10 us).
+  std::uint32_t max_stitch_pieces = 16;
+};
+
+enum class AllocKind : std::uint8_t {
+  kStreamOrdered,  // cudaMallocAsync / cuMemAllocAsync on a stream
+  kLegacy,         // cudaMalloc / cuMemAlloc: usable by any stream at once
+};
+
+enum class FreeKind : std::uint8_t {
+  kStreamOrdered,  // cudaFreeAsync / cuMemFreeAsync on a stream
+  kLegacy,         // cudaFree / cuMemFree
+};
+
+enum class ArenaError : std::uint8_t {
+  kNone,
+  kOutOfMemory,   // the limit, the device or the address space cannot hold the request
+  kBackendError,  // the backend failed otherwise (see backend_status)
+};
+
+struct AllocResult {
+  DevicePtr ptr;  // null for a zero-byte request, which succeeds
+  ArenaError error = ArenaError::kNone;
+  vmm::Status backend_status = vmm::Status::kOk;
+  // On failure: the arena's state when the request failed.
+  Bytes request;
+  ArenaStats state;
+
+  bool ok() const { return error == ArenaError::kNone; }
+};
+
+enum class FreeResult : std::uint8_t {
+  kOk,
+  kNotOwned,        // outside the arena's region: the caller passes it to the real free
+  kInvalidPointer,  // inside the region, but not the start of a live allocation
+};
+
+struct AllocationRange {
+  DevicePtr base;  // start of the whole allocation
+  Bytes size;      // as requested
+  Bytes granted;   // as held (slot or range size)
+};
+
+class Arena {
+ public:
+  // Takes the device's memory information and reserves the virtual region. Returns nullptr and
+  // sets *why when the backend cannot (kNotSupported, kOutOfMemory...) or the options are
+  // invalid (kInvalidValue).
+  static std::unique_ptr<Arena> create(std::unique_ptr<vmm::Backend> backend,
+                                       const ArenaOptions& options, vmm::Status* why);
+  // Waits for the device, then unmaps and releases everything, live allocations included.
+  ~Arena();
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  AllocResult allocate(Bytes size, vmm::StreamRef stream, AllocKind kind);
+  // A null pointer is a successful no-op.
+  FreeResult free(DevicePtr p, vmm::StreamRef stream, FreeKind kind);
+
+  bool owns(DevicePtr p) const { return p.value - va_base_.value < va_size_.value; }
+  // The whole live allocation holding `inside` (for cuMemGetAddressRange); nullopt if none.
+  std::optional<AllocationRange> allocation_range(DevicePtr inside) const;
+
+  // Releases cached memory (freed ranges, empty slabs) until the arena holds at most `keep`
+  // physical bytes or nothing more is releasable (cudaMemPoolTrimTo). Waits for outstanding frees
+  // first, so that what the program freed can go.
+  vmm::Status trim(Bytes keep);
+  // Call before destroying a stream the program freed memory on (see the contract above).
+  vmm::Status stream_destroyed(vmm::StreamRef stream);
+
+  ArenaStats stats() const;
+  // Replaces the listener (empty: none). Called under the slow-path mutex; see arena_events.hpp.
+  void set_listener(ArenaListener listener);
+
+  vmm::Backend& backend();
+  Bytes granularity() const;
+  Bytes small_threshold() const;
+
+  struct Impl;
+
+ private:
+  explicit Arena(std::unique_ptr<Impl> impl);
+
+  std::unique_ptr<Impl> impl_;
+  DevicePtr va_base_;
+  Bytes va_size_;
+};
+
+}  // namespace cudefrag::arena

@@ -1,0 +1,116 @@
+// Internals of Arena (arena.hpp), shared by its fast paths (arena.cpp) and slow path
+// (arena_slow.cpp). Not part of the interface.
+//
+// Locks, always taken in this order: slow_mu -> a ClassHeap's mutex -> the LargeCache's mutex.
+// The fast paths take one heap mutex or the large cache's mutex, never slow_mu. Backend calls
+// that map, unmap, create or release happen under slow_mu only.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "shim/arena/arena.hpp"
+#include "shim/arena/class_heap.hpp"
+#include "shim/arena/extent_set.hpp"
+#include "shim/arena/large_cache.hpp"
+#include "shim/arena/range.hpp"
+#include "shim/arena/size_classes.hpp"
+#include "shim/arena/stream_fences.hpp"
+
+namespace cudefrag::arena {
+
+struct Arena::Impl {
+  Impl(std::unique_ptr<vmm::Backend> backend, const ArenaOptions& options, Bytes limit,
+       DevicePtr va_base, Bytes va_size);
+
+  // --- fast paths (arena.cpp) ---
+  AllocResult allocate(Bytes size, vmm::StreamRef stream, AllocKind kind);
+  FreeResult free(DevicePtr p, vmm::StreamRef stream, FreeKind kind);
+  std::optional<DevicePtr> take_small(ClassHeap& heap, StreamIndex by, Bytes size);
+  Range* take_large(Bytes size, Bytes max, StreamIndex by, Bytes requested);
+  void grant(Bytes granted, Bytes requested);
+  // Files ranges of slabs that emptied into the large cache (caller holds no large mutex).
+  void file_surplus(std::vector<Range*>& surplus);
+  Bytes slack(Bytes size) const;
+
+  // --- slow path (arena_slow.cpp); all need slow_mu held ---
+  AllocResult allocate_small_slow(std::uint32_t class_index, Bytes size, StreamIndex by);
+  AllocResult allocate_large_slow(Bytes size, StreamIndex by);
+  // A range of min..max bytes for `by` (kAnyStream: safe for any stream), in `state`; nullptr
+  // and *status on failure.
+  Range* obtain(Bytes min, Bytes max, StreamIndex by, RangeState state, Bytes requested,
+                vmm::Status* status);
+  Range* join_cached(Bytes min, Bytes max, RangeState state, Bytes requested);
+  // Unmaps cached ranges (oldest first) and empty slabs until `need` bytes of physical memory
+  // are free to reuse; their handles are appended to `freed`. False (nothing changed) if the
+  // cache cannot give that much.
+  bool reclaim(Bytes need, std::vector<Piece>& freed);
+  // Maps a new range of `size` bytes from `reuse` (handles unmapped elsewhere; those not needed
+  // are released) and newly created memory.
+  Range* build(Bytes size, Bytes max, std::vector<Piece> reuse, RangeState state, Bytes requested,
+               vmm::Status* status);
+  vmm::Status create_pieces(Bytes size, std::vector<Piece>& out);
+  void release_pieces(const std::vector<Piece>& pieces);
+  // Unmaps a range that is out of every cache, appends its handles to `freed` and recycles it.
+  // False when the backend refuses (the range is left as it was).
+  bool unmap_range(Range* r, std::vector<Piece>& freed);
+  void promote_everything();
+  void fence_everything();
+  vmm::Status trim(Bytes keep);
+  AllocResult failure(Bytes size, ArenaError error, vmm::Status status);
+  void emit(ArenaEventKind kind, DevicePtr va, Bytes size, std::size_t handles,
+            const ArenaStats* state = nullptr);
+  // Hands a range out of the caches to its user, under the large cache's mutex.
+  void hand_out(Range* r, RangeState state, Bytes requested);
+
+  ArenaStats stats() const;
+  Bytes reclaimable_bytes() const;  // takes the heap and large-cache mutexes
+  std::optional<AllocationRange> allocation_range(DevicePtr inside) const;
+
+  std::unique_ptr<vmm::Backend> backend;  // first: outlives everything that calls it
+  const ArenaOptions options;
+  const Bytes gran;
+  const Bytes limit;
+  const DevicePtr va_base;
+  const Bytes va_size;
+  std::vector<DeviceOrdinal> access;  // devices given access to every mapping
+
+  SizeClasses classes;
+  std::vector<std::unique_ptr<ClassHeap>> heaps;
+  StreamFences fences;
+  mutable LargeCache large;
+  RangeMap map;
+
+  mutable std::mutex slow_mu;  // guards everything below, and every mapping change
+  RangePool pool;
+  ExtentSet va_free;  // in granules, from va_base
+  ArenaListener listener;
+
+  struct Counters {
+    std::atomic<std::uint64_t> live{0};
+    std::atomic<std::uint64_t> requested{0};
+    std::atomic<std::uint64_t> peak_live{0};
+    std::atomic<std::uint64_t> live_allocations{0};
+    std::atomic<std::uint64_t> allocations{0};
+    std::atomic<std::uint64_t> frees{0};
+    // Changed under slow_mu only.
+    std::atomic<std::uint64_t> mapped{0};
+    std::atomic<std::uint64_t> physical{0};
+    std::atomic<std::uint64_t> peak_mapped{0};
+    std::atomic<std::uint64_t> peak_physical{0};
+    std::atomic<std::uint64_t> slow_allocations{0};
+    std::atomic<std::uint64_t> handles_created{0};
+    std::atomic<std::uint64_t> handles_released{0};
+    std::atomic<std::uint64_t> stitches{0};
+    std::atomic<std::uint64_t> remaps{0};
+    std::atomic<std::uint64_t> joins{0};
+    std::atomic<std::uint64_t> reclaims{0};
+    std::atomic<std::uint64_t> trims{0};
+    std::atomic<std::uint64_t> out_of_memory{0};
+  };
+  mutable Counters c;
+};
+
+}  // namespace cudefrag::arena
