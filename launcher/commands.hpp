@@ -1,0 +1,16 @@
+// The launcher's subcommands. Each takes the arguments after its name and returns the process
+// exit code. main.cpp dispatches through one table, so adding a subcommand (the analyzer's
+// report, export, replay) is one line there.
+#pragma once
+
+#include <span>
+
+namespace cudefrag::launcher {
+
+// Exit code for a bad command line: nothing was started.
+inline constexpr int kUsageError = 2;
+
+int run_command(std::span<char* const> args);
+int config_command(std::span<char* const> args);
+
+}  // namespace cudefrag::launcher

@@ -1,0 +1,115 @@
+#include "launcher/summary.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+namespace cudefrag::launcher {
+namespace {
+
+constexpr const char* kPrefix = "cudefrag: ";
+
+__attribute__((format(printf, 1, 2))) std::string line(const char* format, ...) {
+  std::array<char, 512> buf{};
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(buf.data(), buf.size(), format, args);
+  va_end(args);
+  return std::string(kPrefix) + buf.data() + "\n";
+}
+
+const char* mode_name(stats::ReportedMode m) {
+  switch (m) {
+    case stats::ReportedMode::kArena:
+      return "arena";
+    case stats::ReportedMode::kPassthrough:
+      return "passthrough";
+    case stats::ReportedMode::kNone:
+      break;
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string format_bytes(std::uint64_t bytes) {
+  constexpr std::array<const char*, 5> kUnits{"B", "KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024.0 && unit + 1 < kUnits.size()) {
+    value /= 1024.0;
+    ++unit;
+  }
+  std::array<char, 32> buf{};
+  std::snprintf(buf.data(), buf.size(), "%.1f %s", value, kUnits[unit]);
+  return buf.data();
+}
+
+std::string format_summary(const stats::StatsBlock* stats, const ProgramEnd& end,
+                           const std::string& trace_path) {
+  std::string s;
+  if (end.signal != 0) {
+    s += line("the program was killed by signal %d (%s)", end.signal, strsignal(end.signal));
+  } else {
+    s += line("the program exited with code %d", end.exit_code);
+  }
+  if (stats == nullptr) {
+    s += line("no counters: the stats file could not be read");
+    return s;
+  }
+  if (stats->attached == 0) {
+    s += line("libcudefrag.so was never loaded (a static or setuid program?): nothing was counted");
+    return s;
+  }
+  const stats::ReportedMode requested = stats->mode_requested;
+  const stats::ReportedMode effective = stats->mode_effective;
+  if (requested == effective) {
+    s += line("mode: %s", mode_name(effective));
+  } else if (stats->config_errors > 0) {
+    s += line("mode: %s (a configuration value was not valid; see the messages above)",
+              mode_name(effective));
+  } else {
+    s += line("mode: %s (%s was asked for; it is not available in this build)",
+              mode_name(effective), mode_name(requested));
+  }
+  if (stats->attached > 1) s += line("processes counted: %u", stats->attached);
+
+  bool any = false;
+  const std::size_t entries = std::min<std::size_t>(stats->entry_count, stats::kMaxEntries);
+  for (std::size_t i = 0; i < entries; ++i) {
+    const stats::EntryCounters& e = stats->entries[i];
+    if (e.calls == 0) continue;
+    if (!any) {
+      s += line("%-40s %10s %12s %8s", "entry point", "calls", "requested", "failed");
+      any = true;
+    }
+    const std::string name(stats::entry_name(e));
+    const std::string bytes = e.bytes > 0 ? format_bytes(e.bytes) : "";
+    s += line("  %-38s %10llu %12s %8llu", name.c_str(), static_cast<unsigned long long>(e.calls),
+              bytes.c_str(), static_cast<unsigned long long>(e.failures));
+  }
+  if (!any) s += line("no CUDA memory calls were made");
+
+  for (std::size_t d = 0; d < stats::kMaxDevices; ++d) {
+    const stats::DeviceCounters& c = stats->devices[d];
+    if (c.peak_bytes == 0 && c.live_bytes == 0) continue;
+    s += line("device %zu: peak live %s, still live at exit %s", d,
+              format_bytes(c.peak_bytes).c_str(), format_bytes(c.live_bytes).c_str());
+  }
+
+  if (trace_path.empty()) {
+    s += line("trace: off (--trace PATH records one)");
+  } else if (std::error_code ec; !std::filesystem::exists(trace_path, ec)) {
+    s += line("trace: %s was not written (this build records no trace yet)", trace_path.c_str());
+  } else {
+    s += line("trace: %s", trace_path.c_str());
+    s += line("analyze it with: cudefrag report %s", trace_path.c_str());
+  }
+  return s;
+}
+
+}  // namespace cudefrag::launcher

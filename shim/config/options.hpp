@@ -1,0 +1,196 @@
+// Every environment variable cudefrag reads, in one table, parsed in one place.
+//
+// The table (kOptions) is the single source for: the shim's parsing at start-up, the launcher's
+// `run` options (each option names its flag) and their validation, and the configuration table in
+// the documentation (`cudefrag config --markdown`). Adding a variable means adding one row here
+// and one case in options.cpp.
+//
+// Parsing needs no heap and no C++ runtime beyond what a constructor of a preloaded library can
+// count on: values land in fixed-size buffers, error messages too.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "shim/common/units.hpp"
+
+namespace cudefrag::config {
+
+enum class Mode : std::uint8_t { kArena, kPassthrough };
+enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff };
+enum class Stacks : std::uint8_t { kNone, kNative, kPython, kBoth };
+
+std::string_view to_string(Mode m);
+std::string_view to_string(LogLevel l);
+std::string_view to_string(Stacks s);
+
+// A path or other text value, held without allocating. Values that do not fit are rejected as
+// invalid rather than truncated.
+template <std::size_t N>
+class FixedString {
+ public:
+  constexpr bool assign(std::string_view s) noexcept {
+    if (s.size() >= N) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) data_[i] = s[i];
+    data_[s.size()] = '\0';
+    size_ = s.size();
+    return true;
+  }
+  constexpr std::string_view view() const noexcept { return {data_.data(), size_}; }
+  constexpr const char* c_str() const noexcept { return data_.data(); }
+  constexpr bool empty() const noexcept { return size_ == 0; }
+
+ private:
+  std::array<char, N> data_{};
+  std::size_t size_ = 0;
+};
+
+inline constexpr std::size_t kMaxPath = 4096;
+using PathString = FixedString<kMaxPath>;
+
+// What the shim runs with. Defaults here are the documented defaults in kOptions.
+struct Config {
+  Mode mode = Mode::kArena;
+  LogLevel log_level = LogLevel::kWarn;
+  PathString log_file;  // empty: stderr
+  PathString trace;     // empty: no trace
+  Bytes limit{0};       // 0: no limit
+  bool hook_dlsym = true;
+  PathString stats_file;  // set by the launcher; empty: none
+  Stacks stacks = Stacks::kBoth;
+};
+
+enum class Option : std::uint8_t {
+  kMode,
+  kLogLevel,
+  kLogFile,
+  kTrace,
+  kLimit,
+  kHookDlsym,
+  kStatsFile,
+  kStacks,
+};
+inline constexpr std::size_t kOptionCount = 8;
+
+enum class Kind : std::uint8_t { kChoice, kBool, kBytes, kText };
+
+struct OptionSpec {
+  Option id;
+  std::string_view env;   // environment variable
+  std::string_view flag;  // `cudefrag run` option taking a value; empty if none
+  Kind kind;
+  std::string_view default_text;              // as documented
+  std::span<const std::string_view> choices;  // kChoice only
+  std::string_view accepted;                  // accepted values, for messages and docs
+  std::string_view help;
+};
+
+inline constexpr std::array<std::string_view, 2> kModeChoices{"arena", "passthrough"};
+inline constexpr std::array<std::string_view, 6> kLogLevelChoices{"trace", "debug", "info",
+                                                                  "warn",  "error", "off"};
+inline constexpr std::array<std::string_view, 4> kStacksChoices{"none", "native", "python", "both"};
+
+inline constexpr std::array<OptionSpec, kOptionCount> kOptions{{
+    {Option::kMode, "CUDEFRAG_MODE", "--mode", Kind::kChoice, "arena", kModeChoices,
+     "arena, passthrough",
+     "arena: serve device allocations from the defragmenting arena (until the arena is built, "
+     "this runs as passthrough and says so once). passthrough: forward every call to CUDA "
+     "unchanged and only count it."},
+    {Option::kLogLevel, "CUDEFRAG_LOG_LEVEL", "--log-level", Kind::kChoice, "warn",
+     kLogLevelChoices, "trace, debug, info, warn, error, off",
+     "Least severe message the shim writes."},
+    {Option::kLogFile,
+     "CUDEFRAG_LOG_FILE",
+     "--log-file",
+     Kind::kText,
+     "stderr",
+     {},
+     "a file path (appended to)",
+     "Where the shim's messages go. If the file cannot be opened, messages go to stderr and one "
+     "message says why."},
+    {Option::kTrace,
+     "CUDEFRAG_TRACE",
+     "--trace",
+     Kind::kText,
+     "empty (off)",
+     {},
+     "a file path; empty turns tracing off",
+     "Write a trace of every allocation to this file, for `cudefrag report`."},
+    {Option::kLimit,
+     "CUDEFRAG_LIMIT",
+     "--limit",
+     Kind::kBytes,
+     "0 (none)",
+     {},
+     "a size: 24GiB, 512MiB, 1.5GiB, 64K, or a byte count; KiB/MiB/GiB/TiB and K/M/G/T are "
+     "powers of 1024, KB/MB/GB/TB powers of 1000; 0 or empty for no limit",
+     "Most device memory the arena may hold per device."},
+    {Option::kHookDlsym,
+     "CUDEFRAG_HOOK_DLSYM",
+     "",
+     Kind::kBool,
+     "1",
+     {},
+     "1, 0, true, false, yes, no, on, off",
+     "Intercept dlsym() on a hand-opened libcuda.so.1 so that programs which look driver "
+     "functions up themselves (the CUDA runtime, JAX) reach the shim. `cudefrag run "
+     "--no-hook-dlsym` sets 0."},
+    {Option::kStatsFile,
+     "CUDEFRAG_STATS_FILE",
+     "",
+     Kind::kText,
+     "empty (none)",
+     {},
+     "a file path",
+     "Set by `cudefrag run`: the file the shim keeps its counters in."},
+    {Option::kStacks, "CUDEFRAG_STACKS", "--stacks", Kind::kChoice, "both", kStacksChoices,
+     "none, native, python, both",
+     "Call stacks recorded with each traced allocation: native frames, Python frames (when the "
+     "caller is Python), both, or none (cheapest)."},
+}};
+
+constexpr const OptionSpec& spec(Option o) {
+  return kOptions[static_cast<std::size_t>(o)];
+}
+
+// Parses `text` as the value of option `o` into `out`. False (and `out` unchanged for that
+// option) when the value is not valid. Empty text means "the default".
+bool parse_option(Option o, std::string_view text, Config& out) noexcept;
+
+// Parses a size with units ("1.5GiB", "512MiB", "24G", "1000"). False on anything else,
+// including values that do not fit in 64 bits.
+bool parse_bytes(std::string_view text, Bytes& out) noexcept;
+
+// Parses a boolean ("1", "0", "true", "false", "yes", "no", "on", "off"; any case).
+bool parse_bool(std::string_view text, bool& out) noexcept;
+
+// One message per bad value: names the variable (or flag) as `subject`, the value and the
+// accepted values. Written into `buf` (always NUL-terminated); returns the message.
+std::string_view format_invalid(const OptionSpec& o, std::string_view subject,
+                                std::string_view value, std::span<char> buf) noexcept;
+
+// The result of reading the whole table from an environment.
+struct LoadResult {
+  Config config;
+  // Messages for bad values, one per bad variable. Any bad value means the shim runs in
+  // passthrough mode (config.mode is then kPassthrough).
+  std::array<std::array<char, 512>, kOptionCount> errors{};
+  std::size_t error_count = 0;
+
+  std::string_view error(std::size_t i) const noexcept { return errors[i].data(); }
+};
+
+// Where values come from: getenv for the shim, a map in the tests.
+using EnvLookup = const char* (*)(const char* name, void* context);
+
+LoadResult load(EnvLookup lookup, void* context) noexcept;
+LoadResult load_from_environment() noexcept;
+
+// The configuration table as Markdown, for the README.
+std::string markdown_table();
+
+}  // namespace cudefrag::config

@@ -1,0 +1,122 @@
+// `cudefrag run` starting programs: the exit code passes through (128 + signal when killed),
+// LD_PRELOAD carries the library in front of any existing preload, the summary shows the counters
+// of a program run against the fake CUDA libraries, and a SIGTERM sent to the launcher reaches
+// the program. Label nosan: the library is preloaded into the children.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "tests/shim/hooks/support/subprocess.hpp"
+
+namespace cudefrag::launcher {
+namespace {
+
+using test_support::EnvChanges;
+using test_support::Outcome;
+using test_support::Process;
+using test_support::read_file;
+using test_support::run;
+using test_support::TempDir;
+
+const EnvChanges kEnv{{"LD_LIBRARY_PATH", CUDEFRAG_TEST_FAKE_DIR},
+                      {"LD_PRELOAD", std::nullopt},
+                      {"CUDEFRAG_MODE", std::nullopt},
+                      {"CUDEFRAG_LOG_FILE", std::nullopt}};
+
+Outcome launch(std::vector<std::string> args, EnvChanges env = kEnv) {
+  args.insert(args.begin(), {CUDEFRAG_TEST_LAUNCHER, "run"});
+  return run(args, env);
+}
+
+TEST(LauncherRun, ExitCodeIsTheProgramsAndKilledIs128PlusSignal) {
+  const Outcome exited = launch({"--mode", "passthrough", "--", "/bin/sh", "-c", "exit 3"});
+  EXPECT_EQ(exited.exit_code, 3) << exited.err;
+  EXPECT_NE(exited.err.find("exited with code 3"), std::string::npos) << exited.err;
+
+  const Outcome killed = launch({"--mode", "passthrough", "--", "/bin/sh", "-c", "kill -KILL $$"});
+  EXPECT_EQ(killed.exit_code, 128 + SIGKILL) << killed.err;
+  EXPECT_NE(killed.err.find("killed by signal 9"), std::string::npos) << killed.err;
+
+  const Outcome missing = launch({"--", "/nonexistent/program"});
+  EXPECT_EQ(missing.exit_code, 127);
+  EXPECT_NE(missing.err.find("cannot run '/nonexistent/program'"), std::string::npos)
+      << missing.err;
+}
+
+TEST(LauncherRun, PreloadsTheLibraryInFrontOfAnExistingPreload) {
+  TempDir dir;
+  const std::string out = dir.file("preload");
+  EnvChanges env = kEnv;
+  env.emplace_back("LD_PRELOAD", CUDEFRAG_TEST_OTHER_PRELOAD);
+  const Outcome o = launch({"--quiet", "--mode", "passthrough", "--", "/bin/sh", "-c",
+                            "printf %s \"$LD_PRELOAD\" > '" + out + "'"},
+                           env);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.err, "") << "--quiet prints no summary";
+  EXPECT_EQ(read_file(out), std::string(CUDEFRAG_TEST_LIBRARY) + ":" + CUDEFRAG_TEST_OTHER_PRELOAD);
+}
+
+TEST(LauncherRun, OptionsReachTheProgramAsEnvironment) {
+  TempDir dir;
+  const std::string out = dir.file("env");
+  const Outcome o =
+      launch({"--quiet", "--mode=passthrough", "--limit", "512MiB", "--stacks", "native",
+              "--no-hook-dlsym", "--log-level", "error", "--", "/bin/sh", "-c",
+              "printf '%s|%s|%s|%s|%s' \"$CUDEFRAG_MODE\" \"$CUDEFRAG_LIMIT\" "
+              "\"$CUDEFRAG_STACKS\" \"$CUDEFRAG_HOOK_DLSYM\" \"$CUDEFRAG_LOG_LEVEL\" > '" +
+                  out + "'"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(read_file(out), "passthrough|512MiB|native|0|error");
+}
+
+// The summary with each run of blanks as one space, so that column widths do not matter.
+std::string single_spaced(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == ' ' && !out.empty() && out.back() == ' ') continue;
+    out += c;
+  }
+  return out;
+}
+
+TEST(LauncherRun, SummaryShowsTheCountersOfTheRun) {
+  TempDir dir;
+  const std::string trace = dir.file("run.trace");
+  const Outcome o = launch({"--trace", trace, "--", CUDEFRAG_TEST_PROBE, "runtime"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  const std::string s = single_spaced(o.err);
+  EXPECT_NE(s.find("mode: passthrough (arena was asked for"), std::string::npos) << s;
+  for (const char* expected :
+       {" cudaMalloc 2 2.0 TiB 1\n", " cudaFree 3 0\n", " cudaMallocAsync_ptsz 1 1.0 MiB 0\n",
+        " cuMemAlloc_v2 1 3.0 MiB 0\n", "device 0: peak live 3.0 MiB, still live at exit 0 B"}) {
+    EXPECT_NE(s.find(expected), std::string::npos) << expected << "\n" << s;
+  }
+  EXPECT_EQ(s.find("cuMemAllocAsync "), std::string::npos) << "nested calls are not listed\n" << s;
+  EXPECT_NE(s.find("trace: " + trace), std::string::npos) << s;
+}
+
+TEST(LauncherRun, SigtermToTheLauncherReachesTheProgram) {
+  TempDir dir;
+  const std::string started = dir.file("started");
+  Process p({CUDEFRAG_TEST_LAUNCHER, "run", "--mode", "passthrough", "--", "/bin/sh", "-c",
+             "touch '" + started + "'; exec sleep 30"},
+            kEnv);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (access(started.c_str(), F_OK) != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(access(started.c_str(), F_OK), 0) << "the program did not start";
+  kill(p.pid(), SIGTERM);
+  const Outcome o = p.wait(std::chrono::seconds(20));
+  EXPECT_FALSE(o.timed_out);
+  EXPECT_EQ(o.signal, 0) << "the launcher itself survives to report";
+  EXPECT_EQ(o.exit_code, 128 + SIGTERM) << o.err;
+  EXPECT_NE(o.err.find("killed by signal 15"), std::string::npos) << o.err;
+}
+
+}  // namespace
+}  // namespace cudefrag::launcher

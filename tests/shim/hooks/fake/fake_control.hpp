@@ -1,0 +1,13 @@
+// Test controls the fake libcuda.so.1 and libcudart.so.13 export, for test programs to declare.
+#pragma once
+
+#include <cstdint>
+
+extern "C" {
+std::uint64_t fake_cuda_calls(const char* name);
+void fake_cuda_reset();
+void fake_cuda_set_device(int device);
+std::uint64_t fake_cudart_calls(const char* name);
+void fake_cudart_reset();
+void fake_cudart_use_driver_lookup(void* get_proc_address);
+}
