@@ -1,0 +1,506 @@
+#!/usr/bin/env bash
+# The whole GPU check in one run, for the GPU machine (GPU time is scarce: one run does all).
+#
+# Usage: scripts/gpu_check.sh BUILD_DIR OUT_DIR
+#
+# BUILD_DIR is either a build folder made elsewhere and carried over (run scripts/gpu_bundle.sh
+# on it before carrying) or a path with no build in it, where the project is then configured with
+# the `release` preset and built. Each step below writes OUT_DIR/logs/<step>.log and gets one
+# line in the table printed last (name, PASS/FAIL/SKIP, key figure), also saved as
+# OUT_DIR/summary.txt; benchmark results go to OUT_DIR/bench_<program>.json;
+# OUT_DIR/gpu_check_logs.tar.gz holds all of it, so that one file carries everything back. A
+# missing piece (launcher not built, a benchmark absent) is SKIP, never an abort. A full run took
+# about 3 minutes on an H200 (carried build) plus about 30 s to build there.
+#
+# Steps: nvidia-smi; ctest -L gpu; the CUDA semantics test under the shim (passthrough, arena);
+# each CUDA example alone, under `cudefrag run --mode passthrough` (its printed call counts
+# compared with the launcher's summary) and under --mode arena; train_step.py in each PyTorch
+# allocator configuration alone and under the shim (checksums compared, the entry points each
+# backend calls captured); two_functions.py under the shim with a trace; passthrough_bench with
+# and without the shim (time the hooks add per pair); compute-sanitizer memcheck on one example
+# under the shim; the Google Benchmark programs of bench/vmm, bench/arena (CUDA backend) and
+# bench/trace. Exit status 0 when no step failed.
+#
+# Environment: PYTHON (default python3), GPU_CHECK_BUDGET_S (seconds for all steps after the
+# build, default 450: steps that would start later are skipped), CUDA_HOME (default /usr/local/cuda).
+set -uo pipefail
+
+if [[ $# -ne 2 ]]; then
+  echo "usage: $0 BUILD_DIR OUT_DIR" >&2
+  exit 64
+fi
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=$(mkdir -p "$1" && cd "$1" && pwd)
+out=$(mkdir -p "$2" && cd "$2" && pwd)
+logs="$out/logs"
+mkdir -p "$logs"
+py=${PYTHON:-python3}
+cuda_home=${CUDA_HOME:-/usr/local/cuda}
+budget=${GPU_CHECK_BUDGET_S:-450}
+compare_counts="$repo/tests/gpu/compare_counts.py"
+
+export PATH="$cuda_home/bin:$PATH"
+export LD_LIBRARY_PATH="$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYTHONUNBUFFERED=1
+export CUBLAS_WORKSPACE_CONFIG=:4096:8
+
+rows=()
+failures=0
+
+# record NAME STATUS FIGURE
+record() {
+  local line
+  line=$(printf '%-44s %-5s %s' "$1" "$2" "$3")
+  rows+=("$line")
+  [[ $2 == FAIL ]] && failures=$((failures + 1))
+  echo "== $line"
+}
+
+# run_logged LOG LIMIT_S CMD...: runs CMD with a time limit, output (both streams) to LOG.
+# Returns CMD's exit status; 124 means it ran out of time.
+run_logged() {
+  local log=$1 limit=$2
+  shift 2
+  echo "\$ $*" >"$log"
+  timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1
+  local rc=$?
+  [[ $rc -eq 124 ]] && echo "TIMEOUT after ${limit}s" >>"$log"
+  echo "exit status $rc" >>"$log"
+  return "$rc"
+}
+
+steps_started=$SECONDS
+# remaining_s: seconds left of the budget for steps.
+remaining_s() { echo $((budget - (SECONDS - steps_started))); }
+# limit_for WANTED_S: the time limit a step gets, or nothing when the budget is spent.
+limit_for() {
+  local left
+  left=$(remaining_s)
+  ((left < 5)) && return 1
+  echo $(($1 < left ? $1 : left))
+}
+
+is_elf() { [[ -f $1 && $(head -c4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
+
+# ---------------------------------------------------------------------------------------------
+# Build, or adopt a carried build.
+echo "gpu_check: repo $repo, build $build, out $out"
+echo "gpu_check: $(date -u +%FT%TZ) $(hostname) commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -f $build/CMakeCache.txt ]]; then
+  # A carried build refers to the paths it was made at (ctest files, run paths). Where those do
+  # not exist here, point them at this build and this checkout.
+  orig_build=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$build/CMakeCache.txt")
+  orig_src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+  figure="carried (made at $orig_build)"
+  for pair in "$orig_build|$build" "$orig_src|$repo"; do
+    from=${pair%%|*} to=${pair#*|}
+    if [[ -n $from && $from != "$to" && ! -e $from ]]; then
+      if mkdir -p "$(dirname "$from")" 2>/dev/null && ln -s "$to" "$from" 2>/dev/null; then
+        figure+="; linked $from"
+      else
+        figure+="; cannot link $from"
+      fi
+    fi
+  done
+  record build PASS "$figure"
+else
+  log="$logs/build.log"
+  if (cd "$repo" && run_logged "$log" 120 cmake --preset release -B "$build"); then
+    run_logged "$log.tmp" 420 cmake --build "$build" -j "$(nproc)" -- -k 0
+    rc=$?
+    cat "$log.tmp" >>"$log" && rm -f "$log.tmp"
+    if [[ $rc -eq 0 ]]; then
+      record build PASS "built with the release preset"
+    else
+      record build FAIL "some targets failed (exit $rc): continuing with what was built"
+    fi
+  else
+    record build FAIL "configure failed: see logs/build.log"
+  fi
+  steps_started=$SECONDS
+fi
+
+# Where the pieces are, if they were built.
+find_built() { find "$build" -path '*/CMakeFiles' -prune -o -type f -name "$1" -print 2>/dev/null | head -1; }
+launcher=$(find_built cudefrag)
+is_elf "$launcher" || launcher=""
+shim_lib=$(find_built libcudefrag.so)
+examples="$build/examples/cuda"
+semantics="$build/tests/gpu/test_cuda_semantics"
+echo "gpu_check: launcher ${launcher:-none}, shim ${shim_lib:-none}"
+
+# shim_prefix MODE: sets the array `shim` to the command prefix that runs a program under the
+# launcher, or with the library preloaded by hand when only the library was built (then there is
+# no summary to compare with).
+have_shim() { [[ -n $launcher || -n $shim_lib ]]; }
+shim_prefix() {
+  if [[ -n $launcher ]]; then
+    shim=("$launcher" run --mode "$1" --)
+  else
+    shim=(env LD_PRELOAD="$shim_lib" CUDEFRAG_MODE="$1")
+  fi
+}
+
+# A program passed when it said so and nothing in its log (a child process, say) said otherwise.
+passed() { grep -q "RESULT PASS" "$1" && ! grep -q "RESULT FAIL" "$1"; }
+
+# Calls per entry point, from a program's own lines: "cudaMalloc=12 cudaFree=12 ...".
+program_calls() {
+  sed -n 's/^\[[^]]*\] call \([A-Za-z0-9_]*\) count=\([0-9]*\).*/\1=\2/p' "$1" | tr '\n' ' '
+}
+
+# ---------------------------------------------------------------------------------------------
+# nvidia-smi
+log="$logs/nvidia_smi.log"
+if limit=$(limit_for 30) && run_logged "$log" "$limit" nvidia-smi; then
+  gpus=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null |
+    sed 's/^/ /' | tr '\n' ';')
+  record nvidia-smi PASS "${gpus# }"
+else
+  record nvidia-smi FAIL "nvidia-smi did not run: see logs/nvidia_smi.log"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# GPU tests: ctest -L gpu, or, where ctest cannot run this build, the gtest programs whose tests
+# carry the gpu label.
+log="$logs/ctest_gpu.log"
+if ! limit=$(limit_for 240); then
+  record "ctest -L gpu" SKIP "out of time"
+elif [[ ! -f $build/CTestTestfile.cmake ]]; then
+  record "ctest -L gpu" SKIP "no ctest files in the build"
+else
+  run_logged "$log" "$limit" ctest --test-dir "$build" -L gpu --output-on-failure --timeout 180
+  rc=$?
+  summary=$(grep -E "tests passed|No tests were found" "$log" | tail -1)
+  skipped=$(grep -c "(Skipped)" "$log")
+  if grep -q "No tests were found" "$log"; then
+    record "ctest -L gpu" SKIP "no test carries the gpu label"
+  elif grep -qE "Could not find executable|Unable to find executable" "$log"; then
+    # ctest's files point at executables that are not where they say: run them directly.
+    fallback_rc=0
+    count=0
+    while read -r f; do
+      exe=$(grep -o 'add_test( *\[=\[[^]]*\]=\] *[^ ]*' "$f" | head -1 | awk '{print $NF}')
+      [[ -n $orig_build ]] && exe=${exe/#$orig_build/$build}
+      is_elf "$exe" || continue
+      count=$((count + 1))
+      run_logged "$logs/gtest_$(basename "$exe").log" "$limit" "$exe" || fallback_rc=1
+    done < <(find "$build" -name '*_tests.cmake' -exec grep -l 'LABELS.*gpu' {} + 2>/dev/null)
+    if [[ $fallback_rc -eq 0 ]]; then
+      record "gtest (gpu) programs" PASS "$count programs passed (ctest could not run them)"
+    else
+      record "gtest (gpu) programs" FAIL "of $count programs some failed: see logs/gtest_*.log"
+    fi
+  elif [[ $rc -eq 0 ]]; then
+    record "ctest -L gpu" PASS "$summary; $skipped skipped"
+  else
+    record "ctest -L gpu" FAIL "${summary:-exit $rc}; see logs/ctest_gpu.log"
+  fi
+fi
+
+# The semantics test under the shim, in both modes: the shim must keep every semantic it checks.
+for mode in passthrough arena; do
+  name="semantics test ($mode)"
+  log="$logs/semantics_$mode.log"
+  if ! is_elf "$semantics"; then
+    record "$name" SKIP "test_cuda_semantics not built"
+  elif ! have_shim; then
+    record "$name" SKIP "neither launcher nor libcudefrag.so built"
+  elif ! limit=$(limit_for 120); then
+    record "$name" SKIP "out of time"
+  elif shim_prefix "$mode" && run_logged "$log" "$limit" "${shim[@]}" "$semantics"; then
+    record "$name" PASS "$(grep -o '\[  PASSED  \] [0-9]* tests\?' "$log" | tail -1)"
+  else
+    record "$name" FAIL "$(grep -c '^\[  FAILED  \] [A-Z]' "$log") failed: see ${log#"$out"/}"
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------
+# CUDA examples.
+# example_run NAME KIND(alone|passthrough|arena) COUNTS(compare|info|none) PROGRAM ARGS...
+example_run() {
+  local name=$1 kind=$2 counts=$3
+  shift 3
+  local label="$name ($kind)" log="$logs/example_${name// /_}_$kind.log" limit
+  if ! is_elf "$1"; then
+    record "$label" SKIP "$(basename "$1") not built"
+    return
+  fi
+  if [[ $kind != alone ]] && ! have_shim; then
+    record "$label" SKIP "neither launcher nor libcudefrag.so built"
+    return
+  fi
+  if ! limit=$(limit_for 120); then
+    record "$label" SKIP "out of time"
+    return
+  fi
+  local rc
+  if [[ $kind == alone ]]; then
+    run_logged "$log" "$limit" "$@"
+  else
+    shim_prefix "$kind"
+    run_logged "$log" "$limit" "${shim[@]}" "$@"
+  fi
+  rc=$?
+  if [[ $rc -ne 0 ]] || ! passed "$log"; then
+    record "$label" FAIL "exit $rc: see ${log#"$out"/}"
+    return
+  fi
+  local calls
+  calls=$(program_calls "$log")
+  if [[ $counts == none ]]; then
+    record "$label" PASS "$calls"
+    return
+  fi
+  if [[ -z $launcher ]]; then
+    record "$label" PASS "no launcher, counts not compared"
+    return
+  fi
+  local verdict
+  if [[ $counts == info ]]; then
+    verdict=$($py "$compare_counts" --info "$log" 2>&1)
+    echo "$verdict" >>"$log"
+    record "$label" PASS "${verdict#compare_counts: }"
+    return
+  fi
+  verdict=$($py "$compare_counts" "$log" 2>&1)
+  rc=$?
+  echo "$verdict" >>"$log"
+  case $rc in
+    0) record "$label" PASS "$(echo "$verdict" | tail -1 | sed 's/compare_counts: //')" ;;
+    3) record "$label" FAIL "launcher printed no summary of calls" ;;
+    *) record "$label" FAIL "$(echo "$verdict" | grep -E 'MISMATCH|MISSING' | sed 's/compare_counts: *//' | tr '\n' ';')" ;;
+  esac
+}
+
+example_run runtime_alloc alone none "$examples/runtime_alloc"
+example_run runtime_alloc passthrough compare "$examples/runtime_alloc"
+example_run runtime_alloc arena compare "$examples/runtime_alloc"
+# Static runtime: the shim cannot see its cuda* calls; record which driver calls it did see.
+example_run runtime_alloc_static alone none "$examples/runtime_alloc_static"
+example_run runtime_alloc_static passthrough info "$examples/runtime_alloc_static"
+example_run driver_alloc alone none "$examples/driver_alloc" --mode all
+for m in direct procaddress procaddress-ptds dlopen; do
+  example_run "driver_alloc $m" passthrough compare "$examples/driver_alloc" --mode "$m"
+done
+example_run driver_alloc arena compare "$examples/driver_alloc" --mode all
+example_run fork_first alone none "$examples/fork_first"
+example_run fork_first passthrough compare "$examples/fork_first"
+example_run stress_streams alone none "$examples/stress_streams"
+example_run stress_streams passthrough compare "$examples/stress_streams"
+example_run stress_streams arena compare "$examples/stress_streams"
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch: train_step.py per allocator configuration, alone (writes the reference checksums)
+# and under the shim (compares with them); the shim's summary says what each backend calls.
+if ! $py -c 'import torch; assert torch.cuda.is_available()' >"$logs/torch_probe.log" 2>&1; then
+  record "pytorch" SKIP "$py has no CUDA PyTorch: see logs/torch_probe.log"
+else
+  for conf in "" "expandable_segments:True" "backend:cudaMallocAsync"; do
+    tag=${conf:-native}
+    tag=${tag%%:*}
+    [[ $conf == backend:cudaMallocAsync ]] && tag=cudaMallocAsync
+    ref="$logs/train_step_$tag.json"
+    rm -f "$ref"
+    for kind in alone passthrough arena; do
+      label="train_step $tag ($kind)"
+      log="$logs/train_step_${tag}_$kind.log"
+      if [[ $kind != alone ]] && ! have_shim; then
+        record "$label" SKIP "neither launcher nor libcudefrag.so built"
+        continue
+      fi
+      if ! limit=$(limit_for 150); then
+        record "$label" SKIP "out of time"
+        continue
+      fi
+      envs=(env -u PYTORCH_CUDA_ALLOC_CONF)
+      [[ -n $conf ]] && envs=(env PYTORCH_CUDA_ALLOC_CONF="$conf")
+      cmd=("${envs[@]}" "$py" "$repo/examples/pytorch/train_step.py" --compare "$ref")
+      if [[ $kind == alone ]]; then
+        run_logged "$log" "$limit" "${cmd[@]}"
+      else
+        shim_prefix "$kind"
+        run_logged "$log" "$limit" "${shim[@]}" "${cmd[@]}"
+      fi
+      rc=$?
+      peak=$(sed -n 's/.*peak_allocated_bytes=\([0-9]*\).*/\1/p' "$log" | tail -1)
+      backend=$(sed -n 's/.*allocator_backend=\([A-Za-z]*\).*/\1/p' "$log" | tail -1)
+      figure="backend=$backend peak=$(( ${peak:-0} / 1048576 ))MiB"
+      if [[ $kind != alone ]]; then
+        figure+="; checksums equal to alone's"
+        if [[ -n $launcher ]]; then
+          seen=$($py "$compare_counts" --info "$log" 2>&1)
+          echo "$seen" >>"$log"
+          figure+="; ${seen#compare_counts: }"
+        fi
+      fi
+      if [[ $rc -eq 0 ]] && passed "$log"; then
+        record "$label" PASS "$figure"
+      elif [[ $kind == alone && ! -f $ref ]]; then
+        record "$label" FAIL "exit $rc, no reference written: see ${log#"$out"/}"
+      else
+        record "$label" FAIL "exit $rc: $(grep -m1 'error' "$log" | cut -c1-120)"
+      fi
+    done
+  done
+
+  # two_functions.py: alone, then under the launcher with a trace, and the launcher's report of it.
+  log="$logs/two_functions_alone.log"
+  if limit=$(limit_for 90) && run_logged "$log" "$limit" "$py" "$repo/examples/pytorch/two_functions.py" &&
+    passed "$log"; then
+    record "two_functions (alone)" PASS "$(grep -o 'make_weights tensors=[0-9]* bytes=[0-9]*' "$log")"
+  else
+    record "two_functions (alone)" FAIL "see ${log#"$out"/}"
+  fi
+  log="$logs/two_functions_trace.log"
+  trace="$logs/two_functions.trace"
+  if [[ -z $launcher ]]; then
+    record "two_functions (trace)" SKIP "launcher not built"
+  elif ! limit=$(limit_for 120); then
+    record "two_functions (trace)" SKIP "out of time"
+  else
+    run_logged "$log" "$limit" "$launcher" run --trace "$trace" -- \
+      "$py" "$repo/examples/pytorch/two_functions.py"
+    rc=$?
+    if [[ $rc -ne 0 ]] || ! passed "$log"; then
+      record "two_functions (trace)" FAIL "exit $rc: see ${log#"$out"/}"
+    elif [[ ! -s $trace ]] && grep -q "records no trace yet" "$log"; then
+      record "two_functions (trace)" SKIP "program passed; this build records no trace yet"
+    elif [[ ! -s $trace ]]; then
+      record "two_functions (trace)" FAIL "no trace written: see ${log#"$out"/}"
+    else
+      figure="trace $(stat -c %s "$trace") bytes"
+      if run_logged "$logs/two_functions_report.log" 60 "$launcher" report "$trace"; then
+        named=0
+        for fn in make_weights make_activations; do
+          grep -q "$fn" "$logs/two_functions_report.log" && named=$((named + 1))
+        done
+        figure+="; report names $named of 2 functions"
+      else
+        figure+="; 'cudefrag report' failed or is missing"
+      fi
+      record "two_functions (trace)" PASS "$figure"
+    fi
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# passthrough_bench: under the shim it alternates calls through the shim and straight into
+# libcudart in one process and reports the difference (added_ns); alone, the same difference is
+# the noise floor. Two runs under the shim, one alone.
+bench="$build/bench/hooks/passthrough_bench"
+if ! is_elf "$bench" && command -v g++ >/dev/null; then
+  bench="$out/passthrough_bench"
+  g++ -O2 -std=c++20 -I"$cuda_home/include" "$repo/bench/hooks/passthrough_bench.cpp" \
+    -L"$cuda_home/lib64" -lcudart -ldl -Wl,-rpath,"$cuda_home/lib64" -o "$bench" \
+    >"$logs/passthrough_bench_build.log" 2>&1 || bench=""
+fi
+if ! is_elf "$bench"; then
+  record "passthrough_bench" SKIP "not built, and it could not be compiled here"
+elif ! limit=$(limit_for 120); then
+  record "passthrough_bench" SKIP "out of time"
+else
+  bench_ok=1
+  run_logged "$logs/bench_alone.log" 40 "$bench" || bench_ok=0
+  if have_shim; then
+    shim_prefix passthrough
+    for round in 1 2; do
+      run_logged "$logs/bench_shim_$round.log" 40 "${shim[@]}" "$bench" || bench_ok=0
+    done
+  fi
+  # added SIDE BENCH: the added_ns values of BENCH in the runs of SIDE, comma-separated.
+  added() {
+    cat "$logs"/bench_"$1"*.log 2>/dev/null | grep "RESULT bench=$2 added_ns=" |
+      sed 's/.*added_ns=\(-\{0,1\}[0-9]*\).*/\1/' | paste -sd, -
+  }
+  figure=""
+  for b in "cudaMallocAsync+cudaFreeAsync" "cudaMalloc+cudaFree"; do
+    floor=$(added alone "$b")
+    [[ -z $floor ]] && bench_ok=0
+    if have_shim; then
+      with=$(added shim "$b")
+      [[ -z $with ]] && bench_ok=0
+      figure+="$b: added ${with:-?} ns/pair (noise floor ${floor:-?}); "
+    else
+      figure+="$b floor ${floor:-?} ns/pair; "
+    fi
+  done
+  if grep -q "bypass=no" "$logs"/bench_shim*.log 2>/dev/null; then
+    figure+="the shim could not be bypassed in-process, so the figures are noise"
+  fi
+  if [[ $bench_ok -eq 0 ]]; then
+    record "passthrough_bench" FAIL "a run failed: see logs/bench_*.log"
+  elif ! have_shim; then
+    record "passthrough_bench" SKIP "no shim built; ${figure}"
+  else
+    record "passthrough_bench" PASS "$figure"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# compute-sanitizer memcheck on runtime_alloc under the shim (the arena's mappings included).
+log="$logs/memcheck.log"
+if ! command -v compute-sanitizer >/dev/null; then
+  record "memcheck runtime_alloc (arena)" SKIP "compute-sanitizer not found"
+elif ! is_elf "$examples/runtime_alloc"; then
+  record "memcheck runtime_alloc (arena)" SKIP "runtime_alloc not built"
+elif ! have_shim; then
+  record "memcheck runtime_alloc (arena)" SKIP "neither launcher nor libcudefrag.so built"
+elif ! limit=$(limit_for 240); then
+  record "memcheck runtime_alloc (arena)" SKIP "out of time"
+else
+  shim_prefix arena
+  run_logged "$log" "$limit" compute-sanitizer --tool memcheck --target-processes all \
+    --error-exitcode 99 "${shim[@]}" "$examples/runtime_alloc"
+  rc=$?
+  errors=$(grep -o 'ERROR SUMMARY: [0-9]* error' "$log" | tail -1)
+  if [[ $rc -eq 0 ]] && passed "$log" && [[ $errors == "ERROR SUMMARY: 0 error" ]]; then
+    record "memcheck runtime_alloc (arena)" PASS "${errors}s"
+  else
+    record "memcheck runtime_alloc (arena)" FAIL "exit $rc, ${errors:-no error summary}: see logs/memcheck.log"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Google Benchmark programs, console output in the log and JSON beside it.
+found_bench=0
+for dir in bench/vmm bench/arena bench/trace; do
+  [[ -d $build/$dir ]] || continue
+  while read -r exe; do
+    # Google Benchmark programs only: not the probes and helper libraries beside them.
+    is_elf "$exe" || continue
+    [[ $exe == *.so || $exe == *.so.* ]] && continue
+    grep -qa -e libbenchmark -e benchmark_format "$exe" || continue
+    found_bench=1
+    name=$(basename "$exe")
+    log="$logs/bench_$name.log"
+    json="$out/bench_$name.json"
+    if ! limit=$(limit_for 90); then
+      record "benchmark $name" SKIP "out of time"
+      continue
+    fi
+    if run_logged "$log" "$limit" env CUDEFRAG_BENCH_BACKEND=cuda "$exe" \
+      --benchmark_format=console --benchmark_out="$json" --benchmark_out_format=json; then
+      n=$($py -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["benchmarks"]))' "$json" 2>/dev/null)
+      record "benchmark $name" PASS "${n:-?} benchmarks, JSON in ${json#"$out"/}"
+    else
+      record "benchmark $name" FAIL "see ${log#"$out"/}"
+    fi
+  done < <(find "$build/$dir" -maxdepth 1 -type f -perm -u+x | sort)
+done
+((found_bench)) || record "benchmarks (vmm, arena, trace)" SKIP "none built"
+
+# ---------------------------------------------------------------------------------------------
+{
+  echo "gpu_check $(date -u +%FT%TZ), steps took $((SECONDS - steps_started)) s, $failures failed"
+  printf '%-44s %-5s %s\n' STEP STATUS "KEY FIGURE"
+  printf '%s\n' "${rows[@]}"
+} >"$out/summary.txt"
+(
+  cd "$out" || exit
+  shopt -s nullglob
+  tar -czf gpu_check_logs.tar.gz logs summary.txt bench_*.json
+)
+echo
+cat "$out/summary.txt"
+((failures == 0))
