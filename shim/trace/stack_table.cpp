@@ -1,0 +1,80 @@
+#include "shim/trace/stack_table.hpp"
+
+#include <algorithm>
+
+namespace cudefrag::trace {
+namespace {
+
+std::uint64_t mix(std::uint64_t h, std::uint64_t w) {
+  h ^= w;
+  h *= 0x9E3779B97F4A7C15u;
+  return h ^ (h >> 31);
+}
+
+std::uint64_t hash_frames(std::span<const std::uint64_t> native,
+                          std::span<const format::PythonFrame> python) {
+  std::uint64_t h = mix(0x243F6A8885A308D3u, native.size() << 16 | python.size());
+  for (const std::uint64_t a : native) h = mix(h, a);
+  for (const format::PythonFrame& f : python) {
+    h = mix(h, std::uint64_t{f.file} << 32 | f.function);
+    h = mix(h, static_cast<std::uint32_t>(f.line));
+  }
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDu;
+  return nonzero_key(h ^ (h >> 33));
+}
+
+}  // namespace
+
+StackTable::StackTable(DefinitionQueue& definitions, std::size_t capacity)
+    : definitions_(definitions), map_(capacity) {}
+
+StackId StackTable::find(std::uint64_t hash, std::span<const std::uint64_t> native,
+                         std::span<const format::PythonFrame> python) const {
+  const auto native_bytes = std::as_bytes(native);
+  const auto python_bytes = std::as_bytes(python);
+  const std::uint64_t found = map_.find(hash, [&](std::uint64_t value) {
+    const auto* s = reinterpret_cast<const Stack*>(value);
+    const std::span<const std::byte> frames = s->frames;
+    return s->native_count == native.size() && s->python_count == python.size() &&
+           std::ranges::equal(frames.first(native_bytes.size()), native_bytes) &&
+           std::ranges::equal(frames.subspan(native_bytes.size()), python_bytes);
+  });
+  return found == 0 ? StackId{} : StackId{reinterpret_cast<const Stack*>(found)->id};
+}
+
+StackId StackTable::intern(std::span<const std::uint64_t> native,
+                           std::span<const format::PythonFrame> python) {
+  if (native.empty() && python.empty()) return {};
+  const std::uint64_t hash = hash_frames(native, python);
+  if (const StackId id = find(hash, native, python); id.value != 0) return id;
+
+  std::lock_guard lock(mutex_);
+  if (const StackId id = find(hash, native, python); id.value != 0) return id;
+  if (map_.full()) {
+    not_stored_.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+  Stack& s = stacks_.emplace_back();
+  s.id = static_cast<std::uint32_t>(stacks_.size());
+  s.native_count = static_cast<std::uint16_t>(native.size());
+  s.python_count = static_cast<std::uint16_t>(python.size());
+  const auto native_bytes = std::as_bytes(native);
+  const auto python_bytes = std::as_bytes(python);
+  s.frames.assign(native_bytes.begin(), native_bytes.end());
+  s.frames.insert(s.frames.end(), python_bytes.begin(), python_bytes.end());
+
+  const format::StackRecord record{
+      {format::RecordType::kStack, static_cast<std::uint16_t>(sizeof(record) + s.frames.size())},
+      s.id,
+      s.native_count,
+      s.python_count,
+      0};
+  // Queued before the id is published to other threads: see definitions.hpp.
+  definitions_.push(std::as_bytes(std::span(&record, 1)), s.frames);
+  map_.insert(hash, reinterpret_cast<std::uint64_t>(&s));
+  defined_.fetch_add(1, std::memory_order_relaxed);
+  return StackId{s.id};
+}
+
+}  // namespace cudefrag::trace
