@@ -75,11 +75,12 @@ Arena::Impl::Impl(std::unique_ptr<vmm::Backend> b, const ArenaOptions& o, Bytes 
       va_size(size),
       access{backend->device()},
       classes(o.small_threshold, gran),
+      pages(classes.page(), classes.unit()),
       fences(*backend),
       map(base, size, gran) {
   heaps.reserve(classes.count());
   for (std::uint32_t i = 0; i < classes.count(); ++i) {
-    heaps.push_back(std::make_unique<ClassHeap>(i, classes[i]));
+    heaps.push_back(std::make_unique<ClassHeap>(i, classes[i], pages));
   }
   va_free.insert(0, size / gran);
 }
@@ -142,6 +143,18 @@ std::optional<DevicePtr> Arena::Impl::take_small(ClassHeap& heap, StreamIndex by
   return p;
 }
 
+std::optional<DevicePtr> Arena::Impl::slab_from_pages(ClassHeap& heap, Bytes size) {
+  const std::optional<SlabPages::Carved> carved = pages.carve(heap.size_class().units);
+  if (!carved) return std::nullopt;
+  DevicePtr p;
+  {
+    std::lock_guard lock(heap.mutex());
+    p = heap.add_slab(*carved, size);
+  }
+  grant(heap.size_class().slot, size);
+  return p;
+}
+
 Range* Arena::Impl::take_large(Bytes size, Bytes max, StreamIndex by, Bytes requested) {
   Range* r = nullptr;
   {
@@ -169,9 +182,10 @@ AllocResult Arena::Impl::allocate(Bytes size, vmm::StreamRef stream, AllocKind k
   }
   if (size <= classes.threshold()) {
     const std::uint32_t index = SizeClasses::index_for(size);
-    if (const std::optional<DevicePtr> p = take_small(*heaps[index], by, size)) {
-      return AllocResult{*p};
-    }
+    ClassHeap& heap = *heaps[index];
+    if (const std::optional<DevicePtr> p = take_small(heap, by, size)) return AllocResult{*p};
+    // Units of pages already mapped: no backend call, and the arena holds no more memory.
+    if (const std::optional<DevicePtr> p = slab_from_pages(heap, size)) return AllocResult{*p};
     std::lock_guard lock(slow_mu);
     return allocate_small_slow(index, size, by);
   }
@@ -189,7 +203,9 @@ FreeResult Arena::Impl::free(DevicePtr p, vmm::StreamRef stream, FreeKind kind) 
   const StreamIndex by = kind == FreeKind::kLegacy ? kParked : fences.index_of(stream);
   Bytes granted;
   Bytes requested;
-  if (Slab* slab = r->slab.load(std::memory_order_acquire)) {
+  if (const SlabPage* page = r->page.load(std::memory_order_acquire)) {
+    Slab* slab = page->slab_at(pages.unit_of(*page, p));
+    if (slab == nullptr) return FreeResult::kInvalidPointer;
     ClassHeap& heap = *heaps[slab->class_index()];
     std::lock_guard lock(heap.mutex());
     if (!heap.release(slab, p, by, fences, &requested)) return FreeResult::kInvalidPointer;
@@ -218,14 +234,14 @@ std::optional<AllocationRange> Arena::allocation_range(DevicePtr inside) const {
 std::optional<AllocationRange> Arena::Impl::allocation_range(DevicePtr inside) const {
   Range* r = map.find(inside);
   if (r == nullptr) return std::nullopt;
-  if (Slab* slab = r->slab.load(std::memory_order_acquire)) {
+  if (const SlabPage* page = r->page.load(std::memory_order_acquire)) {
+    const Slab* slab = page->slab_at(pages.unit_of(*page, inside));
+    if (slab == nullptr) return std::nullopt;
     ClassHeap& heap = *heaps[slab->class_index()];
     std::lock_guard lock(heap.mutex());
-    if (slab->range() != r || r->slab.load(std::memory_order_relaxed) != slab) return std::nullopt;
-    const Bytes slot = heap.size_class().slot;
-    const auto index = static_cast<std::uint32_t>((inside - r->base) / slot);
-    if (index >= slab->capacity() || !slab->is_live(index)) return std::nullopt;
-    return AllocationRange{slab->address(index), slab->requested(index), slot};
+    const std::optional<std::uint32_t> index = slab->slot_holding(inside);
+    if (!index || !slab->is_live(*index)) return std::nullopt;
+    return AllocationRange{slab->address(*index), slab->requested(*index), heap.size_class().slot};
   }
   std::lock_guard lock(large.mutex());
   if (r->state != RangeState::kLive) return std::nullopt;
@@ -233,13 +249,9 @@ std::optional<AllocationRange> Arena::Impl::allocation_range(DevicePtr inside) c
 }
 
 Bytes Arena::Impl::reclaimable_bytes() const {
-  Bytes total;
-  for (const auto& heap : heaps) {
-    std::lock_guard lock(heap->mutex());
-    total += heap->empty_bytes();
-  }
+  const Bytes in_pages = pages.reclaimable();
   std::lock_guard lock(large.mutex());
-  return total + large.cached_bytes();
+  return in_pages + large.cached_bytes();
 }
 
 ArenaStats Arena::stats() const {

@@ -86,6 +86,17 @@ enum class FreeResult : std::uint8_t {
   kInvalidPointer,  // inside the region, but not the start of a live allocation
 };
 
+// Figures the hooks report on behalf of the program (cudaMemGetInfo, the default pool's
+// attributes, the stats file). Unlike stats(), reading them makes no backend call.
+struct ArenaFigures {
+  Bytes live;         // granted to live allocations
+  Bytes physical;     // held (what a pool calls reserved)
+  Bytes reclaimable;  // freed ranges and empty slabs: any request can reuse or stitch them
+  Bytes peak_live;
+  Bytes peak_physical;
+  std::uint64_t stitches = 0;
+};
+
 struct AllocationRange {
   DevicePtr base;  // start of the whole allocation
   Bytes size;      // as requested
@@ -120,6 +131,17 @@ class Arena {
   vmm::Status stream_destroyed(vmm::StreamRef stream);
 
   ArenaStats stats() const;
+
+  // arena_figures.cpp: cheap figures for the hooks, and the peak resets of
+  // cudaMemPoolSetAttribute(ReservedMemHigh / UsedMemHigh, 0): the peak restarts from now.
+  ArenaFigures figures() const;
+  void reset_peak_live();
+  void reset_peak_physical();
+
+  // arena_peers.cpp: grants `peer` read-write access to every mapped range and to every range
+  // mapped later (cudaDeviceEnablePeerAccess does not reach VMM mappings). Granting a device
+  // twice, or the arena's own device, changes nothing. On failure the peer is not remembered.
+  vmm::Status grant_peer_access(DeviceOrdinal peer);
   // Replaces the listener (empty: none). Called under the slow-path mutex; see arena_events.hpp.
   void set_listener(ArenaListener listener);
 

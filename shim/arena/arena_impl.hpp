@@ -1,9 +1,10 @@
 // Internals of Arena (arena.hpp), shared by its fast paths (arena.cpp) and slow path
 // (arena_slow.cpp). Not part of the interface.
 //
-// Locks, always taken in this order: slow_mu -> a ClassHeap's mutex -> the LargeCache's mutex.
-// The fast paths take one heap mutex or the large cache's mutex, never slow_mu. Backend calls
-// that map, unmap, create or release happen under slow_mu only.
+// Locks, always taken in this order: slow_mu -> a ClassHeap's mutex -> the SlabPages' mutex ->
+// the LargeCache's mutex. The fast paths take a heap mutex or the large cache's mutex (and the
+// pages' mutex when a slab is carved or given back), never slow_mu. Backend calls that map,
+// unmap, create or release happen under slow_mu only.
 #pragma once
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include "shim/arena/large_cache.hpp"
 #include "shim/arena/range.hpp"
 #include "shim/arena/size_classes.hpp"
+#include "shim/arena/slab_pages.hpp"
 #include "shim/arena/stream_fences.hpp"
 
 namespace cudefrag::arena {
@@ -29,6 +31,8 @@ struct Arena::Impl {
   AllocResult allocate(Bytes size, vmm::StreamRef stream, AllocKind kind);
   FreeResult free(DevicePtr p, vmm::StreamRef stream, FreeKind kind);
   std::optional<DevicePtr> take_small(ClassHeap& heap, StreamIndex by, Bytes size);
+  // A new slab for `heap` from free units of the slab pages (no backend call), and a slot of it.
+  std::optional<DevicePtr> slab_from_pages(ClassHeap& heap, Bytes size);
   Range* take_large(Bytes size, Bytes max, StreamIndex by, Bytes requested);
   void grant(Bytes granted, Bytes requested);
   // Files ranges of slabs that emptied into the large cache (caller holds no large mutex).
@@ -44,8 +48,8 @@ struct Arena::Impl {
                 vmm::Status* status);
   Range* join_cached(Bytes min, Bytes max, RangeState state, Bytes requested);
   // Unmaps cached ranges (oldest first) and empty slabs until `need` bytes of physical memory
-  // are free to reuse; their handles are appended to `freed`. False (nothing changed) if the
-  // cache cannot give that much.
+  // are free to reuse; their handles are appended to `freed`. False if the cache cannot give
+  // that much (nothing changed) or an unmap failed (`freed` holds what was unmapped).
   bool reclaim(Bytes need, std::vector<Piece>& freed);
   // Maps a new range of `size` bytes from `reuse` (handles unmapped elsewhere; those not needed
   // are released) and newly created memory.
@@ -66,7 +70,7 @@ struct Arena::Impl {
   void hand_out(Range* r, RangeState state, Bytes requested);
 
   ArenaStats stats() const;
-  Bytes reclaimable_bytes() const;  // takes the heap and large-cache mutexes
+  Bytes reclaimable_bytes() const;  // takes the slab pages' and the large cache's mutexes
   std::optional<AllocationRange> allocation_range(DevicePtr inside) const;
 
   std::unique_ptr<vmm::Backend> backend;  // first: outlives everything that calls it
@@ -78,6 +82,7 @@ struct Arena::Impl {
   std::vector<DeviceOrdinal> access;  // devices given access to every mapping
 
   SizeClasses classes;
+  SlabPages pages;
   std::vector<std::unique_ptr<ClassHeap>> heaps;
   StreamFences fences;
   mutable LargeCache large;

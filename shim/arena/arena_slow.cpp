@@ -64,35 +64,39 @@ AllocResult Arena::Impl::allocate_small_slow(std::uint32_t class_index, Bytes si
   bump(c.slow_allocations);
   fences.poll();
   ClassHeap& heap = *heaps[class_index];
-  // Another thread may have added a slab, or a fence may have passed, while we waited.
+  // Another thread may have added a slab or a page, or a fence may have passed, while we waited.
   if (const std::optional<DevicePtr> p = take_small(heap, by, size)) return AllocResult{*p};
+  if (const std::optional<DevicePtr> p = slab_from_pages(heap, size)) return AllocResult{*p};
 
-  const Bytes slab = heap.size_class().slab;
+  const Bytes page = pages.page();
   // Fenced frees may fill this heap again: cudaFree'd slots always (see obtain()), slots freed
-  // on other streams when a new slab would not fit under the limit.
-  const bool at_limit = Bytes{c.physical.load(std::memory_order_relaxed)} + slab > limit;
+  // on other streams when a new page would not fit under the limit.
+  const bool at_limit = Bytes{c.physical.load(std::memory_order_relaxed)} + page > limit;
   if (fences.parked_unfenced() || (at_limit && fences.has_unfenced())) {
     fence_everything();
     if (const std::optional<DevicePtr> p = take_small(heap, by, size)) return AllocResult{*p};
+    if (const std::optional<DevicePtr> p = slab_from_pages(heap, size)) return AllocResult{*p};
   }
   vmm::Status status = vmm::Status::kOk;
   // Slab pages are shared by every stream: only memory no queued work can touch will do.
-  Range* r = obtain(slab, slab + slack(slab), kAnyStream, RangeState::kSlab, Bytes{}, &status);
+  Range* r = obtain(page, page, kAnyStream, RangeState::kSlab, Bytes{}, &status);
   if (r == nullptr) {
+    // Reclaim gave back the units of kept empty slabs, which may be enough for this slab.
     if (const std::optional<DevicePtr> p = take_small(heap, by, size)) return AllocResult{*p};
+    if (const std::optional<DevicePtr> p = slab_from_pages(heap, size)) return AllocResult{*p};
     return failure(
         size,
         status == vmm::Status::kOutOfMemory ? ArenaError::kOutOfMemory : ArenaError::kBackendError,
         status);
   }
-  std::optional<DevicePtr> p;
+  const SlabPages::Carved carved = pages.add_and_carve(r, heap.size_class().units);
+  DevicePtr p;
   {
     std::lock_guard lock(heap.mutex());
-    heap.add_slab(r);
-    p = heap.take(by, size);
+    p = heap.add_slab(carved, size);
   }
   grant(heap.size_class().slot, size);
-  return AllocResult{*p};
+  return AllocResult{p};
 }
 
 AllocResult Arena::Impl::allocate_large_slow(Bytes size, StreamIndex by) {
@@ -172,6 +176,8 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   const Bytes need = min > headroom ? min - headroom : Bytes{};
   std::vector<Piece> freed;
   if (!reclaim(need, freed)) {
+    // Victims unmapped before an unmap failed are out of every cache: give their memory back.
+    release_pieces(freed);
     *status = vmm::Status::kOutOfMemory;
     return nullptr;
   }

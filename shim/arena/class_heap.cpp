@@ -4,8 +4,8 @@
 
 namespace cudefrag::arena {
 
-ClassHeap::ClassHeap(std::uint32_t index, SizeClass size_class)
-    : index_(index), class_(size_class), pending_(StreamFences::kCapacity) {}
+ClassHeap::ClassHeap(std::uint32_t index, SizeClass size_class, SlabPages& pages)
+    : index_(index), class_(size_class), pages_(pages), pending_(StreamFences::kCapacity) {}
 
 void ClassHeap::list_add(std::vector<Slab*>& list, Slab* s) {
   s->list_pos = static_cast<std::int64_t>(list.size());
@@ -39,6 +39,7 @@ std::optional<DevicePtr> ClassHeap::take(StreamIndex by, Bytes requested) {
   } else if (!empty_.empty()) {
     s = empty_.back();
     list_remove(empty_, s);
+    pages_.set_empty(s->page(), s->units(), false);
     list_add(partial_, s);
   } else {
     return std::nullopt;
@@ -50,9 +51,6 @@ std::optional<DevicePtr> ClassHeap::take(StreamIndex by, Bytes requested) {
 
 bool ClassHeap::release(Slab* slab, DevicePtr p, StreamIndex stream, StreamFences& fences,
                         Bytes* requested) {
-  if (slab->range() == nullptr || slab->range()->slab.load(std::memory_order_relaxed) != slab) {
-    return false;
-  }
   const std::optional<std::uint32_t> slot = slab->slot_at(p);
   if (!slot || !slab->is_live(*slot)) return false;
   *requested = slab->requested(*slot);
@@ -73,6 +71,7 @@ void ClassHeap::make_ready(Slab* s, std::uint32_t slot, std::vector<Range*>& sur
   list_remove(partial_, s);
   if (empty_.size() < kRetainedEmpty) {
     list_add(empty_, s);
+    pages_.set_empty(s->page(), s->units(), true);
   } else {
     retire(s, surplus);
   }
@@ -109,33 +108,31 @@ Slab* ClassHeap::new_slab() {
   return slabs_.emplace_back(std::make_unique<Slab>(index_)).get();
 }
 
-void ClassHeap::add_slab(Range* range) {
+DevicePtr ClassHeap::add_slab(const SlabPages::Carved& carved, Bytes requested) {
   Slab* s = new_slab();
-  s->attach(range, class_.slot);
-  range->slab.store(s, std::memory_order_release);
-  list_add(partial_, s);
+  s->attach(carved.page, carved.base, carved.first, class_.units, pages_.unit(), class_.slot);
+  carved.page->assign(carved.first, class_.units, s);
+  const std::uint32_t slot = *s->take_ready(requested);
+  if (s->ready() != 0) list_add(partial_, s);
+  return s->address(slot);
 }
 
 void ClassHeap::retire(Slab* s, std::vector<Range*>& out) {
-  Range* r = s->range();
-  r->slab.store(nullptr, std::memory_order_release);
+  SlabPage* page = s->page();
+  const std::uint32_t first = s->first_unit();
+  const std::uint32_t units = s->units();
   s->detach();
   spare_.push_back(s);
-  out.push_back(r);
+  if (Range* r = pages_.release(page, first, units)) out.push_back(r);
 }
 
 void ClassHeap::take_empty(std::vector<Range*>& out) {
   while (!empty_.empty()) {
     Slab* s = empty_.back();
     list_remove(empty_, s);
+    pages_.set_empty(s->page(), s->units(), false);
     retire(s, out);
   }
-}
-
-Bytes ClassHeap::empty_bytes() const {
-  Bytes total;
-  for (const Slab* s : empty_) total += s->range()->size;
-  return total;
 }
 
 }  // namespace cudefrag::arena

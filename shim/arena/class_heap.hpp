@@ -4,8 +4,9 @@
 // queue per stream (in free order) until their fence passes: allocations on that stream take the
 // newest at once (CUDA's stream order covers it), others take ready slots only. A slab whose
 // slots are all ready is "empty": the heap keeps one (so that a size that comes and goes does
-// not remap each time) and hands the others back to the arena, which caches their ranges as
-// large free ranges for anyone to reuse or reclaim.
+// not carve a slab each time) and gives the others' units back to their slab pages; a page left
+// with no slab is handed to the arena, which caches its range as a free range for anyone to
+// reuse or reclaim.
 //
 // Not thread-safe: every call needs mutex() held.
 #pragma once
@@ -19,6 +20,7 @@
 
 #include "shim/arena/size_classes.hpp"
 #include "shim/arena/slab.hpp"
+#include "shim/arena/slab_pages.hpp"
 #include "shim/arena/stream_fences.hpp"
 
 namespace cudefrag::arena {
@@ -27,7 +29,7 @@ class ClassHeap {
  public:
   static constexpr std::size_t kRetainedEmpty = 1;
 
-  ClassHeap(std::uint32_t index, SizeClass size_class);
+  ClassHeap(std::uint32_t index, SizeClass size_class, SlabPages& pages);
 
   std::mutex& mutex() { return mu_; }
   const SizeClass& size_class() const { return class_; }
@@ -39,15 +41,18 @@ class ClassHeap {
   // a live slot of this heap's slab.
   bool release(Slab* slab, DevicePtr p, StreamIndex stream, StreamFences& fences, Bytes* requested);
   // Moves slots whose fence has passed to ready. Empty slabs beyond the one kept are detached;
-  // their ranges are appended to `surplus` (state still kSlab: the caller re-files them).
+  // the ranges of pages they leave empty are appended to `surplus` (state still kSlab: the
+  // caller re-files them).
   std::size_t promote(const StreamFences& fences, std::vector<Range*>& surplus);
-  // A new slab over `range`.
-  void add_slab(Range* range);
-  // Detaches every empty slab kept, appending their ranges to `out`.
+  // A new slab over `carved` units, and a slot of it for the allocation the slab was made for.
+  // The slot comes from the new slab even when a slot of the class was freed while the units
+  // were found: a slab left with every slot ready in partial_ would be out of reach of reclaim
+  // and trim.
+  DevicePtr add_slab(const SlabPages::Carved& carved, Bytes requested);
+  // Detaches every empty slab kept, appending the ranges of pages left empty to `out`.
   void take_empty(std::vector<Range*>& out);
 
   bool has_pending() const { return !pending_streams_.empty(); }
-  Bytes empty_bytes() const;
 
  private:
   struct PendingSlot {
@@ -66,8 +71,11 @@ class ClassHeap {
   std::mutex mu_;
   const std::uint32_t index_;
   const SizeClass class_;
-  std::vector<Slab*> partial_;                // some ready slots
-  std::vector<Slab*> empty_;                  // every slot ready
+  SlabPages& pages_;
+  // Every attached slab is in exactly one place: partial_ (0 < ready < capacity), empty_ (every
+  // slot ready) or neither (no slot ready).
+  std::vector<Slab*> partial_;
+  std::vector<Slab*> empty_;
   std::vector<std::unique_ptr<Slab>> slabs_;  // owned; recycled through spare_
   std::vector<Slab*> spare_;
   std::vector<std::unique_ptr<Queue>> pending_;  // by StreamIndex, made on first use

@@ -43,7 +43,7 @@ void RangePool::put(Range* r) {
   r->state = RangeState::kSpare;
   r->requested = Bytes{};
   r->tag = kReady;
-  r->slab.store(nullptr, std::memory_order_relaxed);
+  r->page.store(nullptr, std::memory_order_relaxed);
   spare_.push_back(r);
 }
 

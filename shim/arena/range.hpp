@@ -24,13 +24,13 @@ struct Piece {
   Bytes size;
 };
 
-class Slab;
+class SlabPage;
 
 enum class RangeState : std::uint8_t {
   kSpare,   // not in use (a recycled Range object)
   kLive,    // one large allocation
   kCached,  // freed, still mapped, in the large cache
-  kSlab,    // backs a slab of small slots
+  kSlab,    // a slab page: units carved into slabs of small slots (slab_pages.hpp)
 };
 
 struct Range {
@@ -44,8 +44,8 @@ struct Range {
   std::uint64_t cached_at = 0;  // kCached: clock value when it entered the cache (oldest go first)
   std::multimap<std::uint64_t, Range*>::iterator by_size;  // kCached
   std::map<std::uintptr_t, Range*>::iterator by_address;   // kCached and ready
-  // The slab using this range (kSlab); changed under that slab's class mutex.
-  std::atomic<Slab*> slab{nullptr};
+  // The slab page this range is (kSlab); changed under the slab pages' mutex.
+  std::atomic<SlabPage*> page{nullptr};
 };
 
 // Finds the Range holding an address in one lookup per level (granule -> Range*), without a lock,

@@ -10,18 +10,20 @@ constexpr std::uint32_t kLinearClasses = 8;  // 256 B .. 2 KiB
 constexpr std::uint32_t kPerOctave = 8;
 constexpr std::uint32_t kFirstOctaveLog2 = 11;  // 2 KiB
 
-Bytes pick_slab(Bytes slot, Bytes granularity) {
-  const std::uint64_t least = (slot.value + granularity.value - 1) / granularity.value;
-  Bytes best;
+// The smallest run of units (holding a slot, at most a page) whose tail is at most 1/16 of it;
+// else the run with the smallest tail fraction.
+std::uint32_t pick_units(Bytes slot, Bytes unit) {
+  const std::uint64_t least = (slot.value + unit.value - 1) / unit.value;
+  std::uint32_t best = 0;
   std::uint64_t best_tail_num = 1;  // tail / slab as a fraction best_tail_num / best_tail_den
   std::uint64_t best_tail_den = 0;
-  for (std::uint64_t m = least; m <= least * 8; ++m) {
-    const Bytes slab = granularity * m;
+  for (std::uint64_t m = least; m <= SizeClasses::kUnitsPerPage; ++m) {
+    const Bytes slab = unit * m;
     const std::uint64_t slots = slab / slot;
     const std::uint64_t tail = slab.value - slots * slot.value;
-    if (tail * 16 <= slab.value) return slab;
+    if (tail * 16 <= slab.value) return static_cast<std::uint32_t>(m);
     if (best_tail_den == 0 || tail * best_tail_den < best_tail_num * slab.value) {
-      best = slab;
+      best = static_cast<std::uint32_t>(m);
       best_tail_num = tail;
       best_tail_den = slab.value;
     }
@@ -51,14 +53,21 @@ Bytes SizeClasses::slot_of(std::uint32_t index) {
 
 SizeClasses::SizeClasses(Bytes threshold, Bytes granularity) {
   threshold = std::min(threshold, kMaxThreshold);
-  if (threshold.value == 0) return;
-  const std::uint32_t last = index_for(threshold);
-  threshold_ = slot_of(last);
+  page_ = std::max(granularity, kMinPage);
+  if (threshold.value != 0) {
+    const std::uint32_t last = index_for(threshold);
+    threshold_ = slot_of(last);
+    page_ = std::max(page_, Bytes{std::bit_ceil(threshold_.value)});
+  }
+  unit_ = Bytes{page_.value / kUnitsPerPage};
+  if (threshold_.value == 0) return;
+  const std::uint32_t last = index_for(threshold_);
   classes_.reserve(last + 1);
   for (std::uint32_t i = 0; i <= last; ++i) {
     const Bytes slot = slot_of(i);
-    const Bytes slab = pick_slab(slot, granularity);
-    classes_.push_back(SizeClass{slot, slab, static_cast<std::uint32_t>(slab / slot)});
+    const std::uint32_t units = pick_units(slot, unit_);
+    const Bytes slab = unit_ * units;
+    classes_.push_back(SizeClass{slot, slab, static_cast<std::uint32_t>(slab / slot), units});
   }
 }
 

@@ -4,10 +4,14 @@
 
 namespace cudefrag::arena {
 
-void Slab::attach(Range* range, Bytes slot) {
-  range_ = range;
+void Slab::attach(SlabPage* page, DevicePtr base, std::uint32_t first, std::uint32_t units,
+                  Bytes unit, Bytes slot) {
+  page_ = page;
+  base_ = base;
+  first_ = first;
+  units_ = units;
   slot_ = slot;
-  capacity_ = static_cast<std::uint32_t>(range->size / slot);
+  capacity_ = static_cast<std::uint32_t>((unit * units) / slot);
   ready_ = capacity_;
   live_ = 0;
   hint_ = 0;
@@ -19,19 +23,26 @@ void Slab::attach(Range* range, Bytes slot) {
 }
 
 void Slab::detach() {
-  range_ = nullptr;
+  // The vectors keep their capacity: a recycled slab serves the same class again.
+  page_ = nullptr;
   capacity_ = ready_ = live_ = 0;
   ready_bits_.clear();
   live_bits_.clear();
   requested_.clear();
-  requested_.shrink_to_fit();
 }
 
 std::optional<std::uint32_t> Slab::slot_at(DevicePtr p) const {
-  if (range_ == nullptr || p < range_->base) return std::nullopt;
-  const Bytes off = p - range_->base;
+  if (page_ == nullptr || p < base_) return std::nullopt;
+  const Bytes off = p - base_;
   if (off % slot_ != Bytes{0}) return std::nullopt;
   const std::uint64_t i = off / slot_;
+  if (i >= capacity_) return std::nullopt;
+  return static_cast<std::uint32_t>(i);
+}
+
+std::optional<std::uint32_t> Slab::slot_holding(DevicePtr p) const {
+  if (page_ == nullptr || p < base_) return std::nullopt;
+  const std::uint64_t i = (p - base_) / slot_;
   if (i >= capacity_) return std::nullopt;
   return static_cast<std::uint32_t>(i);
 }

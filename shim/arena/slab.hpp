@@ -1,4 +1,4 @@
-// A slab: one range cut into equal slots of one size class.
+// A slab: a run of units of a slab page (slab_pages.hpp) cut into equal slots of one size class.
 //
 // Each slot is live (handed out), pending (freed, waiting for its fence, listed in its class
 // heap's pending queue) or ready (free for anyone). The slab tracks live and ready slots in two
@@ -10,28 +10,35 @@
 #include <optional>
 #include <vector>
 
-#include "shim/arena/range.hpp"
+#include "shim/common/units.hpp"
 
 namespace cudefrag::arena {
+
+class SlabPage;
 
 class Slab {
  public:
   explicit Slab(std::uint32_t class_index) : class_index_(class_index) {}
 
-  // Cuts `range` into slots of `slot` bytes, all ready.
-  void attach(Range* range, Bytes slot);
+  // Cuts units [first, first + units) of `page`, at `base`, into slots of `slot` bytes, all ready.
+  void attach(SlabPage* page, DevicePtr base, std::uint32_t first, std::uint32_t units, Bytes unit,
+              Bytes slot);
   void detach();
 
   std::uint32_t class_index() const { return class_index_; }
-  Range* range() const { return range_; }
+  SlabPage* page() const { return page_; }  // nullptr: detached (a recycled object)
+  std::uint32_t first_unit() const { return first_; }
+  std::uint32_t units() const { return units_; }
   std::uint32_t capacity() const { return capacity_; }
   std::uint32_t ready() const { return ready_; }
   std::uint32_t live() const { return live_; }
   bool all_ready() const { return ready_ == capacity_; }
 
-  DevicePtr address(std::uint32_t slot) const { return range_->base + slot_ * slot; }
+  DevicePtr address(std::uint32_t slot) const { return base_ + slot_ * slot; }
   // The slot starting at p, if p is a slot boundary of this slab.
   std::optional<std::uint32_t> slot_at(DevicePtr p) const;
+  // The slot holding p (anywhere inside it), if p is in this slab.
+  std::optional<std::uint32_t> slot_holding(DevicePtr p) const;
   bool is_live(std::uint32_t slot) const { return test(live_bits_, slot); }
   Bytes requested(std::uint32_t slot) const { return Bytes{requested_[slot]}; }
 
@@ -59,7 +66,10 @@ class Slab {
   }
 
   const std::uint32_t class_index_;
-  Range* range_ = nullptr;
+  SlabPage* page_ = nullptr;
+  DevicePtr base_;
+  std::uint32_t first_ = 0;
+  std::uint32_t units_ = 0;
   Bytes slot_;
   std::uint32_t capacity_ = 0;
   std::uint32_t ready_ = 0;

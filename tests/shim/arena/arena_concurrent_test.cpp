@@ -260,7 +260,7 @@ TEST(ArenaConcurrent, RandomOperationsKeepEveryPromise) {
 TEST(ArenaConcurrent, RandomOperationsOnTwoMegabytePages) {
   Config cfg;
   cfg.granularity = MiB(2);
-  cfg.limit = MiB(48);
+  cfg.limit = MiB(20);
   cfg.seed = 2;
   cfg.ops_per_thread = 800 / kOpsScale;
   run_random(cfg);

@@ -94,6 +94,7 @@ TEST(Arena, CachedPairsMakeNoBackendCall) {
     ASSERT_EQ(arena->free(must_allocate(*arena, size, s.ref()), s.ref(), kAsyncFree),
               FreeResult::kOk);
   }
+  const std::uint64_t slow = arena->stats().slow_allocations;  // stats() asks mem_info
   const std::uint64_t calls = backend_stats(*arena).calls();
   for (int round = 0; round < 100; ++round) {
     for (const Bytes size : sizes) {
@@ -102,7 +103,8 @@ TEST(Arena, CachedPairsMakeNoBackendCall) {
     }
   }
   EXPECT_EQ(backend_stats(*arena).calls(), calls);
-  EXPECT_EQ(arena->stats().slow_allocations, sizes.size());
+  EXPECT_EQ(arena->stats().slow_allocations, slow);
+  EXPECT_LE(slow, sizes.size());
 }
 
 TEST(Arena, SameStreamReusesAFreedBlockAtOnce) {

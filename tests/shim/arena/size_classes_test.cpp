@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace cudefrag::arena {
 namespace {
 
@@ -48,17 +50,41 @@ TEST(SizeClasses, InternalWasteIsBounded) {
 }
 
 TEST(SizeClasses, SlabTailIsSmall) {
-  for (const Bytes gran : {KiB(64), MiB(2)}) {
-    const SizeClasses classes(MiB(4), gran);
-    for (std::uint32_t i = 0; i < classes.count(); ++i) {
-      const SizeClass& c = classes[i];
-      ASSERT_TRUE(c.slab.is_aligned(gran));
-      ASSERT_GE(c.slots_per_slab, 1u);
-      ASSERT_EQ(c.slots_per_slab, c.slab / c.slot);
-      const std::uint64_t tail = c.slab.value - c.slots_per_slab * c.slot.value;
-      EXPECT_LE(tail * 16, c.slab.value) << "class " << c.slot.value << " gran " << gran.value;
+  for (const Bytes threshold : {MiB(1), MiB(4), MiB(16)}) {
+    for (const Bytes gran : {KiB(64), MiB(2), MiB(32)}) {
+      const SizeClasses classes(threshold, gran);
+      ASSERT_EQ(classes.page(), classes.unit() * SizeClasses::kUnitsPerPage);
+      ASSERT_TRUE(classes.page().is_aligned(gran));
+      ASSERT_TRUE(classes.unit().is_aligned(Bytes{256}));
+      for (std::uint32_t i = 0; i < classes.count(); ++i) {
+        const SizeClass& c = classes[i];
+        ASSERT_EQ(c.slab, classes.unit() * c.units);
+        ASSERT_LE(c.slab, classes.page());
+        ASSERT_GE(c.slots_per_slab, 1u);
+        ASSERT_EQ(c.slots_per_slab, c.slab / c.slot);
+        const std::uint64_t tail = c.slab.value - c.slots_per_slab * c.slot.value;
+        EXPECT_LE(tail * 16, c.slab.value) << "class " << c.slot.value << " gran " << gran.value;
+      }
     }
   }
+}
+
+// What a class in use costs: one slab sized after its slots, carved from pages shared by every
+// class (one slab of each of the 80 classes used to be 190 MiB of 2-8 MiB handles).
+TEST(SizeClasses, SlabsFollowTheirClassSize) {
+  const SizeClasses classes(MiB(1), MiB(2));
+  EXPECT_EQ(classes.page(), MiB(2));
+  EXPECT_EQ(classes.unit(), KiB(32));
+  Bytes one_of_each;
+  for (std::uint32_t i = 0; i < classes.count(); ++i) {
+    const SizeClass& c = classes[i];
+    one_of_each += c.slab;
+    EXPECT_LE(c.slots_per_slab, classes.unit() / SizeClasses::kMinSlot) << c.slot.value;
+    // A slab follows its class: at most 8 times the larger of its slot and a unit.
+    EXPECT_LE(c.slab, std::max(classes.unit(), c.slot) * 8) << c.slot.value;
+  }
+  EXPECT_EQ(classes.count(), 80u);
+  EXPECT_LE(one_of_each, MiB(17));
 }
 
 TEST(SizeClasses, ZeroThresholdHasNoClasses) {

@@ -1,0 +1,158 @@
+// Interleavings that the random concurrent test reaches only now and then, made deterministic: a
+// backend decorator runs test code inside a chosen backend call of the arena's slow path, which
+// is what another thread does when it acts while the slow path is busy with the driver.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "shim/arena/arena.hpp"
+#include "shim/vmm/host_backend.hpp"
+
+namespace cudefrag::arena {
+namespace {
+
+// Forwards to a host backend. `before_create` runs (once) at the start of the next create();
+// unmap() fails with kBackendError from the `fail_unmap_at`-th call on (1-based; 0: never).
+class HookedBackend final : public vmm::Backend {
+ public:
+  explicit HookedBackend(std::unique_ptr<vmm::Backend> inner) : inner_(std::move(inner)) {}
+
+  vmm::HostBackendStats host_stats() const { return *vmm::host_backend_stats(*inner_); }
+
+  std::function<void()> before_create;
+  int fail_unmap_at = 0;
+
+  DeviceOrdinal device() const override { return inner_->device(); }
+  Bytes granularity() const override { return inner_->granularity(); }
+  vmm::Status reserve(Bytes size, Bytes alignment, DevicePtr* out) override {
+    return inner_->reserve(size, alignment, out);
+  }
+  vmm::Status unreserve(DevicePtr base, Bytes size) override {
+    return inner_->unreserve(base, size);
+  }
+  vmm::Status create(Bytes size, vmm::Location where, vmm::PhysHandle* out) override {
+    if (before_create) std::exchange(before_create, nullptr)();
+    return inner_->create(size, where, out);
+  }
+  vmm::Status release(vmm::PhysHandle handle) override { return inner_->release(handle); }
+  vmm::Status map(DevicePtr va, Bytes size, vmm::PhysHandle handle, Bytes offset) override {
+    return inner_->map(va, size, handle, offset);
+  }
+  vmm::Status unmap(DevicePtr va, Bytes size) override {
+    if (fail_unmap_at != 0 && ++unmaps_ >= fail_unmap_at) return vmm::Status::kBackendError;
+    return inner_->unmap(va, size);
+  }
+  vmm::Status set_access(DevicePtr va, Bytes size,
+                         std::span<const DeviceOrdinal> devices) override {
+    return inner_->set_access(va, size, devices);
+  }
+  vmm::Status mem_info(Bytes* free, Bytes* total) override { return inner_->mem_info(free, total); }
+  vmm::Status event_create(vmm::EventRef* out) override { return inner_->event_create(out); }
+  vmm::Status event_destroy(vmm::EventRef event) override { return inner_->event_destroy(event); }
+  vmm::Status event_record(vmm::EventRef event, vmm::StreamRef stream) override {
+    return inner_->event_record(event, stream);
+  }
+  vmm::Status event_query(vmm::EventRef event, bool* completed) override {
+    return inner_->event_query(event, completed);
+  }
+  vmm::Status event_synchronize(vmm::EventRef event) override {
+    return inner_->event_synchronize(event);
+  }
+  vmm::Status device_synchronize() override { return inner_->device_synchronize(); }
+
+ private:
+  std::unique_ptr<vmm::Backend> inner_;
+  int unmaps_ = 0;
+};
+
+struct Hooked {
+  std::unique_ptr<Arena> arena;
+  HookedBackend* backend = nullptr;
+};
+
+Hooked make_hooked_arena(Bytes capacity, Bytes granularity, const ArenaOptions& options = {}) {
+  vmm::HostBackendOptions host;
+  host.capacity = capacity;
+  host.granularity = granularity;
+  auto backend = std::make_unique<HookedBackend>(vmm::make_host_backend(host));
+  Hooked h;
+  h.backend = backend.get();
+  vmm::Status why = vmm::Status::kOk;
+  h.arena = Arena::create(std::move(backend), options, &why);
+  EXPECT_NE(h.arena, nullptr) << vmm::to_string(why);
+  return h;
+}
+
+// A slot of the class is freed on the allocating stream while the slow path builds a new slab for
+// that class. The new slab must still end up where reclaim and trim find it once it is empty
+// (found by RandomOperationsKeepEveryPromise: after every block was freed, trim(0) left one slab
+// mapped).
+TEST(ArenaInterleaving, ASlotFreedWhileANewSlabIsBuiltLeavesTheSlabReclaimable) {
+  Hooked h = make_hooked_arena(MiB(4), KiB(64));
+  ASSERT_NE(h.arena, nullptr);
+  Arena& arena = *h.arena;
+  vmm::HostStream s;
+  // 1 MiB slots, one per slab; a 2 MiB slab page holds two.
+  ASSERT_EQ(arena.small_threshold(), MiB(1));
+  std::vector<DevicePtr> full;
+  for (int i = 0; i < 2; ++i) {
+    const AllocResult r = arena.allocate(MiB(1), s.ref(), AllocKind::kStreamOrdered);
+    ASSERT_TRUE(r.ok());
+    full.push_back(r.ptr);
+  }
+  ASSERT_EQ(h.backend->host_stats().create, 1u);
+
+  h.backend->before_create = [&] {
+    EXPECT_EQ(arena.free(full[0], s.ref(), FreeKind::kStreamOrdered), FreeResult::kOk);
+  };
+  const AllocResult extra = arena.allocate(Bytes{256}, s.ref(), AllocKind::kStreamOrdered);
+  ASSERT_TRUE(extra.ok());
+  EXPECT_EQ(h.backend->host_stats().create, 2u);  // the hook ran inside the new slab's create
+
+  for (std::size_t i = 1; i < full.size(); ++i) {
+    ASSERT_EQ(arena.free(full[i], s.ref(), FreeKind::kStreamOrdered), FreeResult::kOk);
+  }
+  ASSERT_EQ(arena.free(extra.ptr, s.ref(), FreeKind::kStreamOrdered), FreeResult::kOk);
+  // Nothing is live: every byte the arena holds is reclaimable, and trim(0) gives all of it back.
+  EXPECT_EQ(arena.stats().live, Bytes{0});
+  ASSERT_EQ(arena.trim(Bytes{0}), vmm::Status::kOk);
+  EXPECT_EQ(arena.stats().physical, Bytes{0});
+  EXPECT_EQ(h.backend->host_stats().live_handles, 0u);
+  EXPECT_EQ(h.backend->host_stats().live_mappings, 0u);
+}
+
+// Reclaim unmaps victims one by one; when a later unmap fails, the handles of the victims already
+// unmapped must not be lost (they are neither mapped nor cached any more).
+TEST(ArenaInterleaving, AFailedReclaimReleasesWhatItUnmapped) {
+  ArenaOptions options;
+  options.limit = MiB(1);
+  options.small_threshold = Bytes{0};  // every request is a range of its own
+  Hooked h = make_hooked_arena(MiB(4), KiB(64), options);
+  ASSERT_NE(h.arena, nullptr);
+  Arena& arena = *h.arena;
+  // a | c | b with a and b freed: 960 KiB cached in two ranges that cannot be joined.
+  const AllocResult a = arena.allocate(KiB(512), {}, AllocKind::kLegacy);
+  const AllocResult c = arena.allocate(KiB(64), {}, AllocKind::kLegacy);
+  const AllocResult b = arena.allocate(KiB(448), {}, AllocKind::kLegacy);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  ASSERT_EQ(arena.free(a.ptr, {}, FreeKind::kLegacy), FreeResult::kOk);
+  ASSERT_EQ(arena.free(b.ptr, {}, FreeKind::kLegacy), FreeResult::kOk);
+
+  h.backend->fail_unmap_at = 2;  // the first victim unmaps, the second does not
+  const AllocResult big = arena.allocate(KiB(960), {}, AllocKind::kLegacy);
+  EXPECT_FALSE(big.ok());
+  h.backend->fail_unmap_at = 0;
+  EXPECT_EQ(arena.stats().physical, h.backend->host_stats().device_bytes);
+
+  ASSERT_EQ(arena.free(c.ptr, {}, FreeKind::kLegacy), FreeResult::kOk);
+  ASSERT_EQ(arena.trim(Bytes{0}), vmm::Status::kOk);
+  EXPECT_EQ(arena.stats().physical, Bytes{0});
+  EXPECT_EQ(h.backend->host_stats().live_handles, 0u);
+  EXPECT_EQ(h.backend->host_stats().live_mappings, 0u);
+}
+
+}  // namespace
+}  // namespace cudefrag::arena
