@@ -73,8 +73,7 @@ std::string format_summary(const stats::StatsBlock* stats, const ProgramEnd& end
     s += line("mode: %s (a configuration value was not valid; see the messages above)",
               mode_name(effective));
   } else {
-    s += line("mode: %s (%s was asked for; it is not available in this build)",
-              mode_name(effective), mode_name(requested));
+    s += line("mode: %s (%s was asked for)", mode_name(effective), mode_name(requested));
   }
   if (stats->attached > 1) s += line("processes counted: %u", stats->attached);
 
@@ -100,11 +99,23 @@ std::string format_summary(const stats::StatsBlock* stats, const ProgramEnd& end
     s += line("device %zu: peak live %s, still live at exit %s", d,
               format_bytes(c.peak_bytes).c_str(), format_bytes(c.live_bytes).c_str());
   }
+  for (std::size_t d = 0; d < stats::kMaxDevices; ++d) {
+    const stats::DeviceCounters& c = stats->devices[d];
+    if (c.arena_peak_physical_bytes == 0) continue;
+    // Physical memory is published after the arena's slow path; live bytes with every call.
+    const std::uint64_t cached = c.arena_physical_bytes > c.arena_live_bytes
+                                     ? c.arena_physical_bytes - c.arena_live_bytes
+                                     : 0;
+    s += line("device %zu arena: peak physical %s, held at exit %s (cached %s), stitches %llu", d,
+              format_bytes(c.arena_peak_physical_bytes).c_str(),
+              format_bytes(c.arena_physical_bytes).c_str(), format_bytes(cached).c_str(),
+              static_cast<unsigned long long>(c.arena_stitches));
+  }
 
   if (trace_path.empty()) {
     s += line("trace: off (--trace PATH records one)");
   } else if (std::error_code ec; !std::filesystem::exists(trace_path, ec)) {
-    s += line("trace: %s was not written (this build records no trace yet)", trace_path.c_str());
+    s += line("trace: %s was not written (see the shim's messages above)", trace_path.c_str());
   } else {
     s += line("trace: %s", trace_path.c_str());
     s += line("analyze it with: cudefrag report %s", trace_path.c_str());

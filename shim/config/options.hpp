@@ -97,8 +97,8 @@ inline constexpr std::array<std::string_view, 4> kStacksChoices{"none", "native"
 inline constexpr std::array<OptionSpec, kOptionCount> kOptions{{
     {Option::kMode, "CUDEFRAG_MODE", "--mode", Kind::kChoice, "arena", kModeChoices,
      "arena, passthrough",
-     "arena: serve device allocations from the defragmenting arena (until the arena is built, "
-     "this runs as passthrough and says so once). passthrough: forward every call to CUDA "
+     "arena: serve device allocations from the defragmenting arena (a device whose arena cannot "
+     "start runs as passthrough and says so once). passthrough: forward every call to CUDA "
      "unchanged and only count it."},
     {Option::kLogLevel, "CUDEFRAG_LOG_LEVEL", "--log-level", Kind::kChoice, "warn",
      kLogLevelChoices, "trace, debug, info, warn, error, off",

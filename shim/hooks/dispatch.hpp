@@ -1,8 +1,9 @@
 // What each hook does, one dispatch function per family (the `family` column of hook_list.h).
 // The exported functions (exports.cpp) call dispatch_<family><HookId::name>(args...).
 //
-// Each dispatch function is the one place where mode arena will route its family's calls (issue
-// 3). Today every family forwards to the real function and counts the call.
+// Each dispatch function is the one place where arena mode routes its family's calls
+// (arena_route.hpp decides); in passthrough mode, and for calls the arena does not take, every
+// family forwards to the real function and counts the call.
 //
 // Rules shared by all families:
 // - Re-entrancy: a hook entered while the same thread is already inside one (real cudaMalloc ->
@@ -17,13 +18,16 @@
 
 #include <bit>
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 
+#include "shim/hooks/arena_route.hpp"
 #include "shim/hooks/counters.hpp"
 #include "shim/hooks/cuda_api.hpp"
 #include "shim/hooks/hook_list.h"
 #include "shim/hooks/hook_table.hpp"
 #include "shim/hooks/shim_state.hpp"
+#include "shim/hooks/tracing.hpp"
 #include "shim/vmm/real_cuda.hpp"
 
 namespace cudefrag::hooks {
@@ -109,6 +113,60 @@ concept OutPointer = std::is_same_v<P, void**> || std::is_same_v<P, CUdeviceptr*
 
 // --- alloc: device allocations. Arena mode serves them from the device's arena here. ---
 
+// The hooks named _ptsz: a null stream is the per-thread default stream there.
+template <HookId id>
+constexpr bool per_thread_entry() noexcept {
+  return info(id).name.ends_with("_ptsz");
+}
+
+// What an allocation call asks the arena: legacy (no stream), stream-ordered, or from a pool.
+template <HookId id>
+Served serve_allocation(Bytes size) noexcept {
+  return arena_allocate(id, size, nullptr, false, nullptr);
+}
+template <HookId id>
+Served serve_allocation(Bytes size, CUstream stream) noexcept {
+  const StreamArg s{stream, per_thread_entry<id>()};
+  return arena_allocate(id, size, &s, false, nullptr);
+}
+template <HookId id>
+Served serve_allocation(Bytes size, CUmemoryPool pool, CUstream stream) noexcept {
+  const StreamArg s{stream, per_thread_entry<id>()};
+  return arena_allocate(id, size, &s, true, pool);
+}
+
+// The stream an allocation names, for the trace (null for legacy allocations).
+inline const void* stream_of() noexcept {
+  return nullptr;
+}
+inline const void* stream_of(CUstream s) noexcept {
+  return s;
+}
+inline const void* stream_of(CUmemoryPool, CUstream s) noexcept {
+  return s;
+}
+
+// The result code of a call the arena answered, in the entry point's own type.
+template <typename R>
+R arena_result(Outcome o) noexcept {
+  if constexpr (std::is_same_v<R, cudaError_t>) {
+    if (o == Outcome::kServed) return cudaSuccess;
+    record_runtime_out_of_memory();
+    return cudaErrorMemoryAllocation;
+  } else {
+    return o == Outcome::kServed ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+  }
+}
+
+template <OutPointer P>
+void store_pointer(P out, DevicePtr p) noexcept {
+  if constexpr (std::is_same_v<P, void**>) {
+    *out = p.as_void();
+  } else {
+    *out = static_cast<CUdeviceptr>(p.value);
+  }
+}
+
 // cudaMalloc, cudaMallocAsync, cudaMallocFromPoolAsync, cuMemAlloc_v2, cuMemAllocAsync,
 // cuMemAllocFromPoolAsync (and _ptsz): (out, size, rest...).
 template <HookId id, OutPointer P, typename... Rest>
@@ -121,15 +179,31 @@ auto dispatch_alloc(P out, std::size_t size, Rest... rest) noexcept {
     report_missing(id);
     return missing_result(R{});
   }
+  if (scope.outermost() && out != nullptr && arena_mode()) {
+    const Served s = serve_allocation<id>(Bytes{size}, rest...);
+    if (s.outcome != Outcome::kPassThrough) {
+      const bool ok = s.outcome == Outcome::kServed;
+      if (ok) store_pointer(out, s.ptr);
+      count_alloc(id, Bytes{size}, ok, s.ptr, s.granted, s.device);
+      // A refusal was traced with the arena's state (arena_allocate).
+      if (ok) trace_alloc(id, s.device, stream_of(rest...), s.ptr, Bytes{size}, s.granted, 0);
+      return arena_result<R>(s.outcome);
+    }
+  }
   const R r = real_fn(out, size, rest...);
   if (scope.outermost()) {
     const bool ok = succeeded(r) && out != nullptr;
-    count_alloc(id, Bytes{size}, succeeded(r), ok ? to_device_ptr(*out) : DevicePtr{}, Bytes{size},
-                ok ? current_device() : DeviceOrdinal{});
+    const DevicePtr p = ok ? to_device_ptr(*out) : DevicePtr{};
+    const DeviceOrdinal device = current_device();
+    count_alloc(id, Bytes{size}, succeeded(r), p, Bytes{size}, ok ? device : DeviceOrdinal{});
+    trace_alloc(id, device, stream_of(rest...), p, Bytes{size}, ok ? Bytes{size} : Bytes{},
+                static_cast<int>(r));
   }
   return r;
 }
 
+// Pitched allocations pass through in arena mode too: they are rare (image and 3D code), the
+// driver picks the pitch for its texture hardware, and a program may rely on that pitch.
 // cudaMallocPitch (out, pitch, width, height) and cuMemAllocPitch_v2 (..., element size).
 template <HookId id, OutPointer P, typename... Rest>
 auto dispatch_alloc(P out, std::size_t* pitch, std::size_t width, std::size_t height,
@@ -145,8 +219,11 @@ auto dispatch_alloc(P out, std::size_t* pitch, std::size_t width, std::size_t he
   const R r = real_fn(out, pitch, width, height, rest...);
   if (scope.outermost()) {
     const bool ok = succeeded(r) && out != nullptr && pitch != nullptr;
-    count_alloc(id, Bytes{width * height}, succeeded(r), ok ? to_device_ptr(*out) : DevicePtr{},
-                Bytes{ok ? *pitch * height : 0}, ok ? current_device() : DeviceOrdinal{});
+    const DevicePtr p = ok ? to_device_ptr(*out) : DevicePtr{};
+    const Bytes granted{ok ? *pitch * height : 0};
+    const DeviceOrdinal device = current_device();
+    count_alloc(id, Bytes{width * height}, succeeded(r), p, granted, ok ? device : DeviceOrdinal{});
+    trace_alloc(id, device, nullptr, p, Bytes{width * height}, granted, static_cast<int>(r));
   }
   return r;
 }
@@ -165,14 +242,43 @@ cudaError_t dispatch_alloc(cudaPitchedPtr* out, cudaExtent extent) noexcept {
   if (scope.outermost()) {
     const bool ok = succeeded(r) && out != nullptr;
     const std::size_t rows = extent.height * extent.depth;
-    count_alloc(id, Bytes{extent.width * rows}, succeeded(r),
-                ok ? to_device_ptr(out->ptr) : DevicePtr{}, Bytes{ok ? out->pitch * rows : 0},
-                ok ? current_device() : DeviceOrdinal{});
+    const DevicePtr p = ok ? to_device_ptr(out->ptr) : DevicePtr{};
+    const Bytes granted{ok ? out->pitch * rows : 0};
+    const DeviceOrdinal device = current_device();
+    count_alloc(id, Bytes{extent.width * rows}, succeeded(r), p, granted,
+                ok ? device : DeviceOrdinal{});
+    trace_alloc(id, device, nullptr, p, Bytes{extent.width * rows}, granted, static_cast<int>(r));
   }
   return r;
 }
 
 // --- free: arena mode returns the arena's own pointers to it here, others to the driver. ---
+
+inline const void* free_stream_of() noexcept {
+  return nullptr;
+}
+inline const void* free_stream_of(CUstream s) noexcept {
+  return s;
+}
+
+template <HookId id>
+const StreamArg* free_stream(StreamArg& s, CUstream stream) noexcept {
+  s = StreamArg{stream, per_thread_entry<id>()};
+  return &s;
+}
+template <HookId id>
+const StreamArg* free_stream(StreamArg&) noexcept {
+  return nullptr;
+}
+
+template <typename R>
+R invalid_value_result() noexcept {
+  if constexpr (std::is_same_v<R, cudaError_t>) {
+    return cudaErrorInvalidValue;
+  } else {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+}
 
 // cudaFree, cudaFreeAsync, cuMemFree_v2, cuMemFreeAsync (and _ptsz): (ptr, rest...).
 template <HookId id, typename P, typename... Rest>
@@ -186,38 +292,124 @@ auto dispatch_free(P ptr, Rest... rest) noexcept {
     return missing_result(R{});
   }
   if (!scope.outermost()) return real_fn(ptr, rest...);
-  const Forgotten f = forget_allocation(to_device_ptr(ptr));
+  const DevicePtr p = to_device_ptr(ptr);
+  const trace::TimeNs before = free_time();
+  const Forgotten f = forget_allocation(p);
+  const DeviceOrdinal device = f.found ? f.device : DeviceOrdinal{-1};
+  if (p && arena_mode()) {
+    StreamArg storage;
+    const FreeOutcome o = arena_free(p, free_stream<id>(storage, rest...), f);
+    if (o != FreeOutcome::kNotOurs) {
+      const bool ok = o == FreeOutcome::kFreed;
+      count_free(id, ok, f);
+      const R r = ok ? R{} : invalid_value_result<R>();
+      trace_free(id, device, free_stream_of(rest...), p, f.size, static_cast<int>(r), before);
+      return r;
+    }
+  }
   const R r = real_fn(ptr, rest...);
   count_free(id, succeeded(r), f);
+  if (p) trace_free(id, device, free_stream_of(rest...), p, f.size, static_cast<int>(r), before);
   return r;
 }
 
-// --- meminfo: arena mode reports cached arena memory as free here (ComfyUI sizes its model
-// loading from it). ---
-template <HookId id, typename... A>
-auto dispatch_meminfo(A... a) noexcept {
-  return forward_counted<id>(a...);
+// --- meminfo: arena mode reports cached arena memory as free (ComfyUI sizes its model loading
+// from it) and the limit, when there is one, as the total. Null out-pointers are allowed. ---
+template <HookId id>
+auto dispatch_meminfo(std::size_t* free_bytes, std::size_t* total_bytes) noexcept {
+  if (!arena_mode()) return forward_counted<id>(free_bytes, total_bytes);
+  std::size_t f = 0;
+  std::size_t t = 0;
+  const auto r = forward_counted<id>(&f, &t);
+  if (!succeeded(r)) return r;
+  const MemInfo told = arena_mem_info(MemInfo{Bytes{f}, Bytes{t}});
+  if (free_bytes != nullptr) *free_bytes = told.free.value;
+  if (total_bytes != nullptr) *total_bytes = told.total.value;
+  return r;
 }
 
 // --- pool: arena mode answers for the default pool it replaces (PyTorch's memory_stats and
-// empty_cache under backend:cudaMallocAsync). ---
-template <HookId id, typename... A>
-auto dispatch_pool(A... a) noexcept {
-  return forward_counted<id>(a...);
+// empty_cache under backend:cudaMallocAsync); other pools are the driver's. ---
+
+// cudaDeviceGetDefaultMemPool, cudaDeviceGetMemPool.
+template <HookId id>
+cudaError_t dispatch_pool(cudaMemPool_t* pool, int device) noexcept {
+  return forward_counted<id>(pool, device);
 }
 
-// --- query: arena mode answers for its own pointers (the whole allocation's range; legacy IPC,
-// which VMM memory does not support). ---
-template <HookId id, typename... A>
-auto dispatch_query(A... a) noexcept {
-  return forward_counted<id>(a...);
+// cudaMemPoolGetAttribute, cudaMemPoolSetAttribute.
+template <HookId id>
+cudaError_t dispatch_pool(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) noexcept {
+  if constexpr (id == HookId::cudaMemPoolGetAttribute) {
+    ensure_initialized();
+    if (value != nullptr && arena_mode()) {
+      if (const auto v = arena_pool_attribute(pool, attr)) {
+        const HookScope scope;
+        std::memcpy(value, &*v, sizeof *v);
+        if (scope.outermost()) count_call(id, true);
+        return cudaSuccess;
+      }
+    }
+    return forward_counted<id>(pool, attr, value);
+  } else {
+    const cudaError_t r = forward_counted<id>(pool, attr, value);
+    if (r == cudaSuccess && arena_mode()) arena_pool_attribute_set(pool, attr, value);
+    return r;
+  }
+}
+
+// cudaMemPoolTrimTo: the arena trims too (torch.cuda.empty_cache()).
+template <HookId id>
+cudaError_t dispatch_pool(cudaMemPool_t pool, std::size_t keep) noexcept {
+  ensure_initialized();
+  if (arena_mode()) arena_pool_trim(pool, keep);
+  return forward_counted<id>(pool, keep);
+}
+
+// --- query: arena mode answers for its own pointers. ---
+
+// cuMemGetAddressRange_v2: the whole allocation, not the handle behind it.
+template <HookId id>
+CUresult dispatch_query(CUdeviceptr* base, std::size_t* size, CUdeviceptr p) noexcept {
+  ensure_initialized();
+  if (arena_mode()) {
+    if (const auto r = arena_address_range(base, size, p)) {
+      const HookScope scope;
+      if (scope.outermost()) count_call(id, *r == CUDA_SUCCESS);
+      return *r;
+    }
+  }
+  return forward_counted<id>(base, size, p);
+}
+
+// cudaIpcGetMemHandle: legacy IPC cannot export virtual-memory allocations (docs/semantics.md).
+template <HookId id>
+cudaError_t dispatch_query(cudaIpcMemHandle_t* handle, void* p) noexcept {
+  ensure_initialized();
+  if (arena_mode() && arena_refuses_ipc(p)) {
+    const HookScope scope;
+    if (scope.outermost()) count_call(id, false);
+    return cudaErrorInvalidValue;
+  }
+  return forward_counted<id>(handle, p);
 }
 
 // --- peer: arena mode grants the peer access to its mappings (cuMemSetAccess), which
 // cudaDeviceEnablePeerAccess alone does not. ---
-template <HookId id, typename... A>
-auto dispatch_peer(A... a) noexcept {
-  return forward_counted<id>(a...);
+template <HookId id>
+cudaError_t dispatch_peer(int peer, unsigned int flags) noexcept {
+  const cudaError_t r = forward_counted<id>(peer, flags);
+  if (r == cudaSuccess && arena_mode()) arena_peer_enabled(peer);
+  return r;
+}
+
+// --- stream: cudaStreamDestroy, cuStreamDestroy_v2. The arenas settle the stream's frees first
+// (arena.hpp: a later stream at the same address must start with nothing pending). ---
+template <HookId id>
+auto dispatch_stream(CUstream stream) noexcept {
+  ensure_initialized();
+  if (arena_mode() && t_hook_depth == 0) arena_stream_destroyed(stream);
+  return forward_counted<id>(stream);
 }
 
 // --- vmm: the program's own use of the virtual memory API (PyTorch's expandable segments). Its

@@ -50,6 +50,7 @@
     (memPool, minBytesToKeep))                                                                    \
   X(cudaIpcGetMemHandle, query, (cudaIpcMemHandle_t * handle, void* devPtr), (handle, devPtr))    \
   X(cudaDeviceEnablePeerAccess, peer, (int peerDevice, unsigned int flags), (peerDevice, flags))  \
+  X(cudaStreamDestroy, stream, (cudaStream_t stream), (stream))                                   \
   X(cudaGetDriverEntryPoint, entry,                                                               \
     (const char* symbol, void** funcPtr, unsigned long long flags,                                \
      enum cudaDriverEntryPointQueryResult* driverStatus),                                         \
@@ -93,6 +94,8 @@
     (size_t * freeBytes, size_t * totalBytes), (freeBytes, totalBytes))                           \
   X(cuMemGetAddressRange_v2, cuMemGetAddressRange_v2, "cuMemGetAddressRange", 3020, 0, query,     \
     (CUdeviceptr * pbase, size_t * psize, CUdeviceptr dptr), (pbase, psize, dptr))                \
+  X(cuStreamDestroy_v2, cuStreamDestroy_v2, "cuStreamDestroy", 4000, 0, stream, (CUstream hStream), \
+    (hStream))                                                                                    \
   X(cuMemCreate, cuMemCreate, "cuMemCreate", 10020, 0, vmm,                                       \
     (CUmemGenericAllocationHandle * handle, size_t size, const CUmemAllocationProp* prop,         \
      unsigned long long flags),                                                                   \
@@ -117,7 +120,8 @@
  * call that keeps the caller's return address. */
 #define CUDEFRAG_LIBC_HOOKS(X) X(dlsym)
 
-/* Exported functions that are not hooks (a public C API a program may call). Empty for now. */
-#define CUDEFRAG_PUBLIC_API(X)
+/* Exported functions that are not hooks: the public C API of shim/trace/cudefrag.h (defined in
+ * shim/trace/process_recorder.cpp). */
+#define CUDEFRAG_PUBLIC_API(X) X(cudefrag_mark) X(cudefrag_flush)
 
 #endif /* CUDEFRAG_SHIM_HOOKS_HOOK_LIST_H */

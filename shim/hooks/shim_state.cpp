@@ -7,6 +7,7 @@
 #include "shim/config/log.hpp"
 #include "shim/hooks/counters.hpp"
 #include "shim/hooks/stats_file.hpp"
+#include "shim/hooks/tracing.hpp"
 
 namespace cudefrag::hooks {
 namespace {
@@ -56,17 +57,13 @@ void initialize_once() noexcept {
     const std::string_view e = loaded.error(i);
     log::error("%.*s; running in passthrough mode", static_cast<int>(e.size()), e.data());
   }
-  // A bad value has already turned the mode into passthrough.
+  // A bad value has already turned the mode into passthrough. A device whose arena cannot start
+  // runs in passthrough on its own (arenas.hpp).
   const config::Mode requested = g_config.mode;
-  config::Mode effective = requested;
-  if (effective == config::Mode::kArena) {
-    log::warn(
-        "arena mode is not available in this build yet: running in passthrough mode "
-        "(CUDEFRAG_MODE=passthrough asks for that explicitly)");
-    effective = config::Mode::kPassthrough;
-  }
+  const config::Mode effective = requested;
   g_effective_mode.store(effective, std::memory_order_relaxed);
   attach_stats(g_config, requested, effective, loaded.error_count);
+  configure_tracing(g_config);
   const std::string_view mode = config::to_string(effective);
   log::debug("initialised: mode %.*s, dlsym hook %s", static_cast<int>(mode.size()), mode.data(),
              dlsym_hook_enabled() ? "on" : "off");
@@ -90,6 +87,11 @@ const config::Config& active_config() noexcept {
 
 config::Mode effective_mode() noexcept {
   return g_effective_mode.load(std::memory_order_relaxed);
+}
+
+void set_mode_for_testing(config::Mode mode) noexcept {
+  ensure_initialized();
+  g_effective_mode.store(mode, std::memory_order_relaxed);
 }
 
 bool dlsym_hook_enabled() noexcept {

@@ -24,9 +24,12 @@ inline void ensure_initialized() noexcept {
 // The configuration read at start-up (the defaults before that).
 const config::Config& active_config() noexcept;
 
-// What the shim does: passthrough when asked, when any configuration value was bad, and (for now)
-// in arena mode too, until the arena exists.
+// What the shim does: passthrough when asked or when any configuration value was bad, arena
+// otherwise.
 config::Mode effective_mode() noexcept;
+
+// Test only (not exported from libcudefrag.so): what effective_mode() answers from now on.
+void set_mode_for_testing(config::Mode mode) noexcept;
 
 // CUDEFRAG_HOOK_DLSYM, read on its own without the rest of the set-up: the dlsym hook runs for
 // every dlsym in the process, including any made while the shim is being set up.

@@ -20,7 +20,7 @@
 namespace cudefrag::stats {
 
 inline constexpr std::array<char, 8> kMagic{'C', 'U', 'D', 'F', 'S', 'T', 'A', 'T'};
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;
 inline constexpr std::size_t kMaxEntries = 64;
 inline constexpr std::size_t kMaxDevices = 32;
 inline constexpr std::size_t kNameSize = 48;
@@ -39,6 +39,13 @@ struct EntryCounters {
 struct DeviceCounters {
   std::uint64_t live_bytes;  // allocations seen to succeed and not yet freed
   std::uint64_t peak_bytes;
+  // Arena mode: what the device's arena holds. Physical memory and stitches are updated after
+  // the arena's slow path changed them; live bytes (granted) with every allocation and free it
+  // serves, so that physical - live is what it keeps cached.
+  std::uint64_t arena_physical_bytes;
+  std::uint64_t arena_peak_physical_bytes;
+  std::uint64_t arena_live_bytes;
+  std::uint64_t arena_stitches;
 };
 
 struct StatsBlock {

@@ -60,6 +60,10 @@ namespace cudefrag::real {
   X(cuMemcpyDtoH_v2)                      \
   X(cuMemsetD8_v2)                        \
   X(cuStreamIsCapturing)                  \
+  X(cuDeviceGetDefaultMemPool)            \
+  X(cuDeviceGetName)                      \
+  X(cuDeviceGetUuid_v2)                   \
+  X(cuDeviceTotalMem_v2)                  \
   X(cuPointerGetAttribute)
 
 // Per-thread-default-stream variants, exported by libcuda as <name>_ptsz with the signature of
@@ -124,6 +128,7 @@ void* loaded_libcuda_handle();
   X(cudaMemPoolTrimTo)                     \
   X(cudaIpcGetMemHandle)                   \
   X(cudaDeviceEnablePeerAccess)            \
+  X(cudaStreamDestroy)                     \
   X(cudaGetDriverEntryPoint)               \
   X(cudaGetDriverEntryPointByVersion)      \
   X(cudaRuntimeGetVersion)

@@ -137,6 +137,25 @@ TEST(Summary, SaysHowTheProgramEndedAndWhatItCalled) {
   EXPECT_EQ(s.find("cudaFree"), std::string::npos) << "entries never called are left out\n" << s;
   EXPECT_NE(s.find("device 1: peak live 2.0 GiB"), std::string::npos) << s;
   EXPECT_NE(s.find("/nonexistent/run.trace was not written"), std::string::npos) << s;
+  EXPECT_EQ(s.find("arena:"), std::string::npos) << "no arena figures without an arena\n" << s;
+}
+
+TEST(Summary, ShowsWhatEachArenaHeld) {
+  stats::StatsBlock b;
+  stats::initialize(b);
+  b.attached = 1;
+  b.mode_requested = stats::ReportedMode::kArena;
+  b.mode_effective = stats::ReportedMode::kArena;
+  b.devices[0].arena_peak_physical_bytes = 6ULL << 30;
+  b.devices[0].arena_physical_bytes = 4ULL << 30;
+  b.devices[0].arena_live_bytes = 1ULL << 30;
+  b.devices[0].arena_stitches = 7;
+  const std::string s = format_summary(&b, ProgramEnd{0, 0}, "");
+  EXPECT_NE(s.find("mode: arena"), std::string::npos) << s;
+  EXPECT_NE(s.find("device 0 arena: peak physical 6.0 GiB, held at exit 4.0 GiB (cached 3.0 GiB), "
+                   "stitches 7"),
+            std::string::npos)
+      << s;
 
   b.attached = 0;
   EXPECT_NE(format_summary(&b, ProgramEnd{0, 0}, "").find("never loaded"), std::string::npos);

@@ -10,6 +10,7 @@
 #include "shim/hooks/counters.hpp"
 #include "shim/hooks/exports.hpp"
 #include "shim/hooks/hook_table.hpp"
+#include "shim/hooks/shim_state.hpp"
 #include "tests/shim/hooks/fake/fake_control.hpp"
 
 namespace cudefrag::hooks {
@@ -25,6 +26,8 @@ TEST(HooksConcurrent, CountersAddUpAcrossSixteenThreads) {
   auto* fake_calls =
       reinterpret_cast<std::uint64_t (*)(const char*)>(dlsym(libcuda, "fake_cuda_calls"));
   ASSERT_NE(fake_calls, nullptr);
+  // Forwarding under load; arena mode under load is in arena_routing_test.cpp.
+  set_mode_for_testing(config::Mode::kPassthrough);
   // The runtime's driver table holds our hooks, as under preloading.
   fake_cudart_use_driver_lookup(hook_address(HookId::cuGetProcAddress_v2));
 

@@ -15,6 +15,7 @@
 #include "shim/hooks/dispatch.hpp"
 #include "shim/hooks/exports.hpp"
 #include "shim/hooks/hook_table.hpp"
+#include "shim/hooks/shim_state.hpp"
 #include "tests/shim/hooks/fake/fake_control.hpp"
 
 namespace cudefrag::hooks {
@@ -46,7 +47,12 @@ const FakeDriver& fake_driver() {
 
 class HooksTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { ASSERT_NE(fake_driver().calls, nullptr) << dlerror(); }
+  // The forwarding of every hook, as passthrough mode does it (arena_routing_test.cpp tests
+  // arena mode).
+  static void SetUpTestSuite() {
+    ASSERT_NE(fake_driver().calls, nullptr) << dlerror();
+    set_mode_for_testing(config::Mode::kPassthrough);
+  }
   void TearDown() override {
     unsetenv("FAKE_CUDA_INTERNAL_POINTERS");
     fake_driver().set_device(0);
@@ -212,6 +218,8 @@ std::map<HookId, Case> one_call_of_each_hook() {
        {[] { return int(cudaIpcGetMemHandle(&ipc, p)); }, "cudaIpcGetMemHandle", false}},
       {HookId::cudaDeviceEnablePeerAccess,
        {[] { return int(cudaDeviceEnablePeerAccess(1, 0)); }, "cudaDeviceEnablePeerAccess", false}},
+      {HookId::cudaStreamDestroy,
+       {[] { return int(cudaStreamDestroy(nullptr)); }, "cudaStreamDestroy", false}},
       {HookId::cudaGetDriverEntryPoint,
        {[] { return int(cudaGetDriverEntryPoint("cuMemAlloc", &fn, 0, &rs)); },
         "cudaGetDriverEntryPoint", false}},
@@ -246,6 +254,8 @@ std::map<HookId, Case> one_call_of_each_hook() {
        {[] { return int(cuMemGetInfo_v2(&a, &b)); }, "cuMemGetInfo_v2", true}},
       {HookId::cuMemGetAddressRange_v2,
        {[] { return int(cuMemGetAddressRange_v2(&d, &a, d)); }, "cuMemGetAddressRange_v2", true}},
+      {HookId::cuStreamDestroy_v2,
+       {[] { return int(cuStreamDestroy_v2(s)); }, "cuStreamDestroy_v2", true}},
       {HookId::cuMemCreate,
        {[] { return int(cuMemCreate(&handle, 2 * kMiB, &prop, 0)); }, "cuMemCreate", true}},
       {HookId::cuMemRelease, {[] { return int(cuMemRelease(handle)); }, "cuMemRelease", true}},

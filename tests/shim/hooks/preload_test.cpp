@@ -198,34 +198,37 @@ TEST(Preload, BadValueIsReportedOnceAndRunsPassthrough) {
   EXPECT_EQ(r.calls("cudaMalloc"), 2U);
 }
 
-TEST(Preload, ArenaModeSaysOnceThatItRunsPassthrough) {
+// The fake driver has no virtual memory API: the device's arena cannot start, the program runs
+// unchanged, and the shim says so once however many allocations follow.
+TEST(Preload, ArenaModeSaysOnceWhenTheArenaCannotStart) {
   const ProbeRun r = run_probe("runtime", {{"CUDEFRAG_MODE", "arena"}});
   expect_clean_exit(r);
   const std::string& err = r.outcome.err;
-  const auto first = err.find("arena mode is not available");
+  const auto first = err.find("the arena cannot start on device 0");
   ASSERT_NE(first, std::string::npos) << err;
-  EXPECT_EQ(err.find("arena mode is not available", first + 1), std::string::npos) << err;
+  EXPECT_EQ(err.find("the arena cannot start", first + 1), std::string::npos) << err;
   EXPECT_EQ(r.stats.mode_requested, stats::ReportedMode::kArena);
-  EXPECT_EQ(r.stats.mode_effective, stats::ReportedMode::kPassthrough);
+  EXPECT_EQ(r.stats.mode_effective, stats::ReportedMode::kArena);
+  EXPECT_EQ(r.calls("cudaMalloc"), 2U);
 }
 
 TEST(Preload, UnwritableLogFileFallsBackToStderr) {
   const ProbeRun r = run_probe(
-      "exit", {{"CUDEFRAG_LOG_FILE", "/dev/null/cudefrag.log"}, {"CUDEFRAG_MODE", "arena"}});
+      "runtime", {{"CUDEFRAG_LOG_FILE", "/dev/null/cudefrag.log"}, {"CUDEFRAG_MODE", "arena"}});
   EXPECT_EQ(r.outcome.exit_code, 0);
   EXPECT_NE(r.outcome.err.find("cannot write the log file '/dev/null/cudefrag.log'"),
             std::string::npos)
       << r.outcome.err;
-  EXPECT_NE(r.outcome.err.find("arena mode is not available"), std::string::npos);
+  EXPECT_NE(r.outcome.err.find("the arena cannot start"), std::string::npos);
 }
 
 TEST(Preload, LogFileReceivesTheMessages) {
   test_support::TempDir dir;
-  const ProbeRun r =
-      run_probe("exit", {{"CUDEFRAG_LOG_FILE", dir.file("shim.log")}, {"CUDEFRAG_MODE", "arena"}});
+  const ProbeRun r = run_probe(
+      "runtime", {{"CUDEFRAG_LOG_FILE", dir.file("shim.log")}, {"CUDEFRAG_MODE", "arena"}});
   EXPECT_EQ(r.outcome.exit_code, 0);
   EXPECT_EQ(r.outcome.err, "");
-  EXPECT_NE(test_support::read_file(dir.file("shim.log")).find("arena mode is not available"),
+  EXPECT_NE(test_support::read_file(dir.file("shim.log")).find("the arena cannot start"),
             std::string::npos);
 }
 

@@ -8,6 +8,7 @@
 // variant (_v3) the hooks do not know and must not replace.
 #include <cuda.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -22,7 +23,7 @@ using cudefrag::fake::CallLog;
 using cudefrag::fake::kFailingSize;
 using cudefrag::fake::next_fake_address;
 
-constinit CallLog<22> g_calls{{
+constinit CallLog<24> g_calls{{
     "cuMemAlloc",
     "cuMemAlloc_v2",
     "cuMemAlloc_v3",
@@ -43,11 +44,14 @@ constinit CallLog<22> g_calls{{
     "cuGetProcAddress",
     "cuGetProcAddress_v2",
     "cuDriverGetVersion",
+    "cuStreamDestroy_v2",
+    "cuStreamIsCapturing",
     "internal",
     "unused",
 }};
 
-thread_local int t_device = 0;
+thread_local int t_device = 0;  // -1: no context current
+std::atomic<int> g_capturing{0};
 
 CUresult alloc(const char* name, CUdeviceptr* p, std::size_t size) {
   g_calls.record(name);
@@ -166,7 +170,30 @@ CUresult cuMemUnmap(CUdeviceptr, std::size_t) {
 // of benchmarks run against this fake.
 CUresult cuCtxGetDevice(CUdevice* device) {
   if (device == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (t_device < 0) return CUDA_ERROR_INVALID_CONTEXT;
   *device = t_device;
+  return CUDA_SUCCESS;
+}
+CUresult cuDeviceGet(CUdevice* device, int ordinal) {
+  if (device == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *device = ordinal;
+  return CUDA_SUCCESS;
+}
+// The same handles as the fake runtime's cudaDeviceGetDefaultMemPool.
+CUresult cuDeviceGetDefaultMemPool(CUmemoryPool* pool, CUdevice device) {
+  if (pool == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *pool = reinterpret_cast<CUmemoryPool>(std::uintptr_t{0x1000} + static_cast<unsigned>(device));
+  return CUDA_SUCCESS;
+}
+CUresult cuStreamIsCapturing(CUstream, CUstreamCaptureStatus* status) {
+  g_calls.record("cuStreamIsCapturing");
+  if (status == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *status =
+      g_capturing.load() != 0 ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+  return CUDA_SUCCESS;
+}
+CUresult cuStreamDestroy_v2(CUstream) {
+  g_calls.record("cuStreamDestroy_v2");
   return CUDA_SUCCESS;
 }
 CUresult cuDriverGetVersion(int* version) {
@@ -193,6 +220,9 @@ void fake_cuda_reset() {
 }
 void fake_cuda_set_device(int device) {
   t_device = device;
+}
+void fake_cuda_set_capturing(int capturing) {
+  g_capturing.store(capturing);
 }
 
 }  // extern "C"
@@ -228,6 +258,7 @@ CUresult lookup(const char* symbol, void** pfn, int version, cuuint64_t flags,
       {"cuGetProcAddress", 11030, false, address(&cuGetProcAddress), nullptr},
       {"cuGetProcAddress", 12000, false, address(&cuGetProcAddress_v2), nullptr},
       {"cuCtxGetDevice", 2000, false, address(&cuCtxGetDevice), nullptr},
+      {"cuStreamDestroy", 4000, false, address(&cuStreamDestroy_v2), nullptr},
       {"cuDriverGetVersion", 2020, false, address(&cuDriverGetVersion), nullptr},
   };
   if (pfn == nullptr || symbol == nullptr) return CUDA_ERROR_INVALID_VALUE;

@@ -40,7 +40,7 @@ constinit CallLog<27> g_calls{{
     "cudaGetDriverEntryPointByVersion_ptsz",
     "cudaRuntimeGetVersion",
     "driver_table_filled",
-    "unused1",
+    "cudaStreamDestroy",
     "unused2",
     "unused3",
 }};
@@ -63,6 +63,13 @@ struct DriverTable {
 };
 
 std::mutex g_mutex;
+// As the real runtime's: per thread, set by failed calls, cleared by cudaGetLastError.
+thread_local cudaError_t t_last_error = cudaSuccess;
+
+cudaError_t noted(cudaError_t r) {
+  if (r != cudaSuccess) t_last_error = r;
+  return r;
+}
 DriverTable g_table;
 bool g_filled = false;
 
@@ -157,7 +164,7 @@ cudaError_t cudaMalloc(void** p, std::size_t size) {
   CUdeviceptr d = 0;
   const cudaError_t r = call(driver().mem_alloc, &d, size);
   if (r == cudaSuccess && p != nullptr) *p = reinterpret_cast<void*>(d);
-  return r;
+  return noted(r);
 }
 cudaError_t cudaFree(void* p) {
   g_calls.record("cudaFree");
@@ -166,7 +173,7 @@ cudaError_t cudaFree(void* p) {
 }
 cudaError_t cudaMallocAsync(void** p, std::size_t size, cudaStream_t s) {
   g_calls.record("cudaMallocAsync");
-  return alloc_through(driver().mem_alloc_async, p, size, s);
+  return noted(alloc_through(driver().mem_alloc_async, p, size, s));
 }
 cudaError_t cudaMallocAsync_ptsz(void** p, std::size_t size, cudaStream_t s) {
   g_calls.record("cudaMallocAsync_ptsz");
@@ -278,6 +285,15 @@ cudaError_t cudaGetDriverEntryPointByVersion_ptsz(const char* symbol, void** fn,
   g_calls.record("cudaGetDriverEntryPointByVersion_ptsz");
   return entry_point(symbol, fn, static_cast<int>(version),
                      flags == 0 ? kPerThreadByDefault : flags, status);
+}
+cudaError_t cudaStreamDestroy(cudaStream_t) {
+  g_calls.record("cudaStreamDestroy");
+  return cudaSuccess;
+}
+cudaError_t cudaGetLastError() {
+  const cudaError_t r = t_last_error;
+  t_last_error = cudaSuccess;
+  return r;
 }
 cudaError_t cudaRuntimeGetVersion(int* version) {
   g_calls.record("cudaRuntimeGetVersion");

@@ -1,0 +1,99 @@
+#include "shim/hooks/stream_refs.hpp"
+
+#include <atomic>
+#include <cstdint>
+
+namespace cudefrag::hooks {
+namespace {
+
+constexpr std::uintptr_t kLegacy = 0x1;     // cudaStreamLegacy, CU_STREAM_LEGACY
+constexpr std::uintptr_t kPerThread = 0x2;  // cudaStreamPerThread, CU_STREAM_PER_THREAD
+
+thread_local std::uintptr_t t_token [[gnu::tls_model("initial-exec")]] = 0;
+
+std::uintptr_t handle_value(const void* stream) noexcept {
+  return reinterpret_cast<std::uintptr_t>(stream);
+}
+
+bool names_per_thread(std::uintptr_t s, bool per_thread_entry) noexcept {
+  return s == kPerThread || (s == 0 && per_thread_entry);
+}
+
+class PerThreadStreamBackend final : public vmm::Backend {
+ public:
+  explicit PerThreadStreamBackend(std::unique_ptr<vmm::Backend> inner) : inner_(std::move(inner)) {}
+
+  DeviceOrdinal device() const override { return inner_->device(); }
+  Bytes granularity() const override { return inner_->granularity(); }
+  vmm::Status reserve(Bytes size, Bytes alignment, DevicePtr* out) override {
+    return inner_->reserve(size, alignment, out);
+  }
+  vmm::Status unreserve(DevicePtr base, Bytes size) override {
+    return inner_->unreserve(base, size);
+  }
+  vmm::Status create(Bytes size, vmm::Location where, vmm::PhysHandle* out) override {
+    return inner_->create(size, where, out);
+  }
+  vmm::Status release(vmm::PhysHandle handle) override { return inner_->release(handle); }
+  vmm::Status map(DevicePtr va, Bytes size, vmm::PhysHandle handle, Bytes offset) override {
+    return inner_->map(va, size, handle, offset);
+  }
+  vmm::Status unmap(DevicePtr va, Bytes size) override { return inner_->unmap(va, size); }
+  vmm::Status set_access(DevicePtr va, Bytes size,
+                         std::span<const DeviceOrdinal> devices) override {
+    return inner_->set_access(va, size, devices);
+  }
+  vmm::Status mem_info(Bytes* free, Bytes* total) override { return inner_->mem_info(free, total); }
+  vmm::Status event_create(vmm::EventRef* out) override { return inner_->event_create(out); }
+  vmm::Status event_destroy(vmm::EventRef event) override { return inner_->event_destroy(event); }
+  vmm::Status event_record(vmm::EventRef event, vmm::StreamRef stream) override {
+    if (!is_per_thread_token(stream)) return inner_->event_record(event, stream);
+    if (stream != this_thread_stream_token()) return vmm::Status::kInvalidValue;
+    return inner_->event_record(event, vmm::StreamRef{reinterpret_cast<void*>(kPerThread)});
+  }
+  vmm::Status event_query(vmm::EventRef event, bool* completed) override {
+    return inner_->event_query(event, completed);
+  }
+  vmm::Status event_synchronize(vmm::EventRef event) override {
+    return inner_->event_synchronize(event);
+  }
+  vmm::Status device_synchronize() override { return inner_->device_synchronize(); }
+
+ private:
+  std::unique_ptr<vmm::Backend> inner_;
+};
+
+}  // namespace
+
+vmm::StreamRef this_thread_stream_token() noexcept {
+  if (t_token == 0) {
+    static std::atomic<std::uintptr_t> next{1};
+    t_token = (next.fetch_add(1, std::memory_order_relaxed) << 1) | 1;
+  }
+  return vmm::StreamRef{reinterpret_cast<void*>(t_token)};
+}
+
+bool is_per_thread_token(vmm::StreamRef stream) noexcept {
+  const std::uintptr_t v = handle_value(stream.value);
+  return (v & 1) != 0 && v != kLegacy;
+}
+
+vmm::StreamRef arena_stream(const void* stream, bool per_thread_entry) noexcept {
+  const std::uintptr_t s = handle_value(stream);
+  if (names_per_thread(s, per_thread_entry)) return this_thread_stream_token();
+  if (s == kLegacy) return vmm::StreamRef{nullptr};
+  return vmm::StreamRef{const_cast<void*>(stream)};
+}
+
+void* driver_stream(const void* stream, bool per_thread_entry) noexcept {
+  const std::uintptr_t s = handle_value(stream);
+  if (names_per_thread(s, per_thread_entry)) return reinterpret_cast<void*>(kPerThread);
+  return const_cast<void*>(stream);
+}
+
+std::unique_ptr<vmm::Backend> with_per_thread_streams(std::unique_ptr<vmm::Backend> inner) {
+  if (inner == nullptr) return nullptr;
+  return std::make_unique<PerThreadStreamBackend>(std::move(inner));
+}
+
+}  // namespace cudefrag::hooks
