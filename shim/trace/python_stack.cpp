@@ -1,8 +1,14 @@
 #include "shim/trace/python_stack.hpp"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
-#include <string_view>
+#include <algorithm>
+#include <array>
+#include <string>
+#include <utility>
+
+#include "shim/trace/python_frames_reader.hpp"
 
 namespace cudefrag::trace {
 namespace {
@@ -25,6 +31,12 @@ struct PythonApi {
   void (*dec_ref)(PyObj*) = nullptr;
   void (*err_fetch)(PyObj**, PyObj**, PyObj**) = nullptr;
   void (*err_restore)(PyObj*, PyObj*, PyObj*) = nullptr;
+
+  // For the walk; any of these may be missing (then the C API alone is used).
+  const unsigned long* version_hex = nullptr;  // Py_Version, 3.11+
+  const char* (*version_text)() = nullptr;     // Py_GetVersion
+  int (*is_finalizing)() = nullptr;            // Py_IsFinalizing (3.13), _Py_IsFinalizing before
+  pyframes::Runtime runtime;
 
   bool complete() const {
     return is_initialized && gil_check && this_thread_state && current_thread_state &&
@@ -57,6 +69,16 @@ const PythonApi* load() {
   resolve("Py_DecRef", api.dec_ref);
   resolve("PyErr_Fetch", api.err_fetch);
   resolve("PyErr_Restore", api.err_restore);
+
+  resolve("Py_Version", api.version_hex);
+  resolve("Py_GetVersion", api.version_text);
+  resolve("Py_IsFinalizing", api.is_finalizing);
+  if (api.is_finalizing == nullptr) resolve("_Py_IsFinalizing", api.is_finalizing);
+  resolve("PyType_Type", api.runtime.type_type);
+  resolve("PyCode_Type", api.runtime.code_type);
+  resolve("PyUnicode_Type", api.runtime.unicode_type);
+  resolve("PyCode_Addr2Line", api.runtime.addr2line);
+  resolve("PyThreadState_GetID", api.runtime.thread_id);
   return api.complete() ? &api : nullptr;
 }
 
@@ -66,17 +88,191 @@ const PythonApi* python() {
   return api;
 }
 
+std::optional<pyframes::Version> detected_version(const PythonApi& py) {
+  if (py.version_hex != nullptr) return pyframes::version_from_hex(*py.version_hex);
+  const char* text = py.version_text != nullptr ? py.version_text() : nullptr;
+  if (text == nullptr) return std::nullopt;
+  return pyframes::version_from_text(text);
+}
+
+std::string version_name(std::optional<pyframes::Version> v) {
+  if (!v) return "Python (version unknown)";
+  return "Python " + std::to_string(v->major) + "." + std::to_string(v->minor);
+}
+
 constexpr std::size_t kCodeCacheCapacity = std::size_t{1} << 16;
+constexpr std::size_t kLineCacheCapacity = std::size_t{1} << 16;
 // Set in every cached value, so that a code object with no names is still a hit.
 constexpr std::uint64_t kCached = std::uint64_t{1} << 63;
+// Frames read per walk at most (the recorder asks for 128 at most).
+constexpr std::size_t kMaxWalk = 128;
+constexpr std::string_view kGilOnly = "Python frames are recorded only for threads holding the GIL";
+
+format::PythonFrame frame_of(std::uint64_t names, int line) {
+  return {static_cast<std::uint32_t>((names & ~kCached) >> 32), static_cast<std::uint32_t>(names),
+          line, 0};
+}
 
 }  // namespace
 
-PythonStacks::PythonStacks(StringTable& strings)
-    : strings_(strings), code_names_(kCodeCacheCapacity) {}
+PythonStacks::PythonStacks(StringTable& strings, PythonStackOptions options)
+    : strings_(strings),
+      options_(std::move(options)),
+      code_names_(kCodeCacheCapacity),
+      lines_(kLineCacheCapacity) {}
 
 bool PythonStacks::available() const {
   return python() != nullptr;
+}
+
+void PythonStacks::note(std::string_view message) {
+  if (options_.messages != nullptr) {
+    options_.messages(message);
+    return;
+  }
+  std::string line = "cudefrag: trace: ";
+  line.append(message);
+  line += '\n';
+  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());  // as the recorder's sink
+  static_cast<void>(ignored);
+}
+
+void PythonStacks::decide() {
+  const PythonApi& py = *python();
+  const auto version = options_.assume_version ? options_.assume_version : detected_version(py);
+  const auto layout = version ? pyframes::layout_for(*version) : std::nullopt;
+  if (!layout) {
+    note(version_name(version) + ": no frame layout known for it (3.11 to 3.13 are); " +
+         std::string(kGilOnly));
+  } else if (!py.runtime.complete()) {
+    note(version_name(version) + ": symbols the frame walk needs are missing; " +
+         std::string(kGilOnly));
+  } else if (!pyframes::object_header_matches(*layout, py.runtime)) {
+    note(version_name(version) +
+         ": objects are not laid out as in a default build (free-threaded or debug?); " +
+         std::string(kGilOnly));
+  } else {
+    layout_ = *layout;
+    method_.store(Method::kWalk, std::memory_order_release);
+    return;
+  }
+  method_.store(Method::kApi, std::memory_order_release);
+}
+
+std::size_t PythonStacks::capture(std::span<format::PythonFrame> out) {
+  const PythonApi* api = python();
+  if (api == nullptr || out.empty()) return 0;
+  const PythonApi& py = *api;
+  if (py.is_initialized() == 0) return 0;
+  PyObj* const tstate = py.this_thread_state();
+  if (tstate == nullptr) return 0;
+  const bool holds_gil = py.gil_check() != 0 && py.current_thread_state() == tstate;
+  std::call_once(decided_, [this] { decide(); });
+
+  if (method() == Method::kWalk) {
+    // Finalization frees the thread states of threads that do not hold the GIL.
+    if (!holds_gil && py.is_finalizing != nullptr && py.is_finalizing() != 0) return 0;
+    const std::size_t n = capture_walk(tstate, holds_gil, out);
+    if (method() == Method::kWalk) return n;
+  }
+  return holds_gil ? capture_api(tstate, out) : 0;
+}
+
+std::size_t PythonStacks::capture_walk(void* tstate, bool holds_gil,
+                                       std::span<format::PythonFrame> out) {
+  const PythonApi& py = *python();
+  std::array<pyframes::RawFrame, kMaxWalk> raw;
+  const auto walked = std::span(raw).first(std::min(out.size(), raw.size()));
+  const pyframes::Walk walk = pyframes::walk_frames(layout_, py.runtime, tstate, walked);
+  if (!walk.consistent) {
+    if (!noted_stop_.exchange(true)) {
+      note(version_name(layout_.version) +
+           ": a Python frame did not read as expected; such stacks are cut short there");
+    }
+    if (holds_gil) return capture_api(tstate, out);
+  }
+  for (std::size_t i = 0; i < walk.count; ++i) {
+    out[i] = frame_of(names_read(raw[i].code, raw[i].key, holds_gil), line_for(raw[i]));
+  }
+  if (holds_gil && !checked_.exchange(true) &&
+      !agrees_with_api(tstate, std::span(raw).first(walk.count), out, walked.size())) {
+    method_.store(Method::kApi, std::memory_order_release);
+    note(version_name(layout_.version) + ": frames read in place differ from the C API's; " +
+         std::string(kGilOnly));
+    return 0;
+  }
+  return walk.count;
+}
+
+bool PythonStacks::agrees_with_api(void* tstate, std::span<const pyframes::RawFrame> walked,
+                                   std::span<const format::PythonFrame> lines, std::size_t limit) {
+  const PythonApi& py = *python();
+  std::size_t n = 0;
+  bool same = true;
+  PyObj* frame = py.thread_frame(tstate);
+  while (frame != nullptr && same && n < limit) {
+    PyObj* code = py.frame_code(frame);
+    same = n < walked.size() && walked[n].code == code && lines[n].line == py.frame_line(frame);
+    py.dec_ref(code);
+    ++n;
+    PyObj* back = py.frame_back(frame);
+    py.dec_ref(frame);
+    frame = back;
+  }
+  if (frame != nullptr) py.dec_ref(frame);
+  return same && n == walked.size();
+}
+
+std::size_t PythonStacks::capture_api(void* tstate, std::span<format::PythonFrame> out) {
+  const PythonApi& py = *python();
+  std::size_t n = 0;
+  PyObj* frame = py.thread_frame(tstate);
+  while (frame != nullptr && n < out.size()) {
+    PyObj* code = py.frame_code(frame);
+    const int line = py.frame_line(frame);
+    const std::uint64_t names = names_of(code);
+    py.dec_ref(code);
+    out[n++] = frame_of(names, line);
+    PyObj* back = py.frame_back(frame);
+    py.dec_ref(frame);
+    frame = back;
+  }
+  if (frame != nullptr) py.dec_ref(frame);
+  return n;
+}
+
+std::int32_t PythonStacks::line_for(const pyframes::RawFrame& frame) {
+  std::uint64_t key = (frame.key ^ static_cast<std::uint32_t>(frame.unit)) * 0x9E3779B97F4A7C15u;
+  key = nonzero_key(key ^ (key >> 32));
+  if (const std::uint64_t line = lines_.find(key); line != 0) {
+    return static_cast<std::int32_t>(static_cast<std::uint32_t>(line));
+  }
+  const int line = pyframes::line_of(python()->runtime, frame);
+  std::lock_guard lock(mutex_);
+  if (!lines_.full() && lines_.find(key) == 0) {
+    lines_.insert(key, kCached | static_cast<std::uint32_t>(line));
+  }
+  return line;
+}
+
+std::uint64_t PythonStacks::names_read(const void* code, std::uint64_t key, bool holds_gil) {
+  key = nonzero_key(key);
+  if (const std::uint64_t names = code_names_.find(key); names != 0) return names;
+
+  std::lock_guard lock(mutex_);
+  if (const std::uint64_t names = code_names_.find(key); names != 0) return names;
+  std::string file;
+  std::string function;
+  pyframes::code_names(layout_, python()->runtime, code, file, function);
+  const std::uint32_t file_id = file.empty() ? 0 : strings_.intern(file);
+  const std::uint32_t function_id = function.empty() ? 0 : strings_.intern(function);
+  const std::uint64_t names = kCached | std::uint64_t{file_id} << 32 | function_id;
+  if (!code_names_.full()) {
+    // See python_stack.hpp: a reference only where one may be taken.
+    if (holds_gil) python()->inc_ref(const_cast<void*>(code));
+    code_names_.insert(key, names);
+  }
+  return names;
 }
 
 std::uint64_t PythonStacks::names_of(PyObj* code) {
@@ -110,31 +306,6 @@ std::uint64_t PythonStacks::names_of(PyObj* code) {
     code_names_.insert(key, names);
   }
   return names;
-}
-
-std::size_t PythonStacks::capture(std::span<format::PythonFrame> out) {
-  const PythonApi* api = python();
-  if (api == nullptr || out.empty()) return 0;
-  const PythonApi& py = *api;
-  if (py.is_initialized() == 0 || py.gil_check() == 0) return 0;
-  PyObj* state = py.current_thread_state();
-  if (state == nullptr || state != py.this_thread_state()) return 0;
-
-  std::size_t n = 0;
-  PyObj* frame = py.thread_frame(state);
-  while (frame != nullptr && n < out.size()) {
-    PyObj* code = py.frame_code(frame);
-    const int line = py.frame_line(frame);
-    const std::uint64_t names = names_of(code);
-    py.dec_ref(code);
-    out[n++] = format::PythonFrame{static_cast<std::uint32_t>((names & ~kCached) >> 32),
-                                   static_cast<std::uint32_t>(names), line, 0};
-    PyObj* back = py.frame_back(frame);
-    py.dec_ref(frame);
-    frame = back;
-  }
-  if (frame != nullptr) py.dec_ref(frame);
-  return n;
 }
 
 }  // namespace cudefrag::trace

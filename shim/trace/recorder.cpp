@@ -148,7 +148,7 @@ struct Recorder::Impl {
     const bool want_python =
         options.stacks == StackMode::kPython || options.stacks == StackMode::kBoth;
     if (want_native) native.emplace(options.unwinder);
-    if (want_python) python.emplace(strings);
+    if (want_python) python.emplace(strings, PythonStackOptions{.messages = sink});
   }
 
   // Writes the header block and starts the writer thread; an error message on failure.

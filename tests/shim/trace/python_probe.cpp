@@ -1,9 +1,18 @@
-// A small library that python3 loads with ctypes in python_stack_test: it records allocations
-// through a recorder of its own, as the hooks would inside a Python program.
+// A small library that python3 loads with ctypes in python_stack_test and python_capture_test:
+// it records allocations through a recorder of its own, as the hooks would inside a Python
+// program, and captures Python frames directly.
+#include <array>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "shim/trace/definitions.hpp"
+#include "shim/trace/python_stack.hpp"
 #include "shim/trace/recorder.hpp"
+#include "shim/trace/string_table.hpp"
 
 namespace {
 std::unique_ptr<cudefrag::trace::Recorder> g_recorder;
@@ -39,4 +48,50 @@ extern "C" [[gnu::visibility("default")]] void probe_configure(const char* path)
   cudefrag::trace::Options o;
   o.path = path;
   cudefrag::trace::configure(o);
+}
+
+// Captures the calling thread's Python frames with a PythonStacks of its own and writes them to
+// `out` as lines "function|file|line", then each note it made as "!note". assume_major 0: the
+// detected version. Returns the number of frames, or -1 if `out` is too small.
+extern "C" [[gnu::visibility("default")]] int probe_capture(int assume_major, int assume_minor,
+                                                            char* out, int out_size) {
+  using namespace cudefrag::trace;
+  static std::vector<std::string> notes;  // one capture at a time: the callers are tests
+  notes.clear();
+  DefinitionQueue definitions;
+  StringTable strings(definitions);
+  PythonStackOptions options;
+  options.messages = [](std::string_view note) { notes.emplace_back(note); };
+  if (assume_major != 0) options.assume_version = pyframes::Version{assume_major, assume_minor};
+  PythonStacks stacks(strings, options);
+  std::array<format::PythonFrame, 128> frames{};
+  const std::size_t n = stacks.capture(frames);
+
+  std::map<std::uint32_t, std::string> texts;
+  std::vector<std::byte> records;
+  definitions.take(records);
+  for (std::size_t at = 0; at + sizeof(format::StringRecord) <= records.size();) {
+    format::StringRecord record;
+    std::memcpy(&record, records.data() + at, sizeof record);
+    const auto* text = reinterpret_cast<const char*>(records.data() + at + sizeof record);
+    texts[record.id].assign(text, record.header.size - sizeof record);
+    at += record.header.size;
+  }
+  std::string rendered;
+  for (std::size_t i = 0; i < n; ++i) {
+    rendered += texts[frames[i].function] + "|" + texts[frames[i].file] + "|" +
+                std::to_string(frames[i].line) + "\n";
+  }
+  for (const auto& note : notes) rendered += "!" + note + "\n";
+  if (rendered.size() >= static_cast<std::size_t>(out_size)) return -1;
+  std::memcpy(out, rendered.c_str(), rendered.size() + 1);
+  return static_cast<int>(n);
+}
+
+// probe_capture's frame count from a thread this library starts, which Python never saw.
+extern "C" [[gnu::visibility("default")]] int probe_capture_in_new_thread() {
+  int count = -1;
+  char text[4096];
+  std::thread([&] { count = probe_capture(0, 0, text, sizeof text); }).join();
+  return count;
 }

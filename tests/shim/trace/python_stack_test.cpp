@@ -1,10 +1,13 @@
-// Python frames: python3 -c runs a script that calls a recording library (python_probe.cpp)
-// from two Python functions; the trace must name both, with their lines. Label nosan: python3
-// is not built with sanitizers.
+// Python frames in a trace: python3 -c runs a script that records through a small library
+// (python_probe.cpp) from two Python functions, once with the GIL held (ctypes.PyDLL) and once
+// with it released (ctypes.CDLL, as PyTorch's operator bindings do); the trace must name both
+// functions with their lines either way. Label nosan: python3 is not built with sanitizers.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include <map>
+#include <set>
+
+#include "tests/shim/trace/python_runner.hpp"
 #include "tests/shim/trace/trace_files.hpp"
 
 namespace cudefrag::trace {
@@ -13,40 +16,33 @@ namespace {
 using testing::read_trace;
 using testing::TempDir;
 
-// Line numbers matter: the test checks them.
+// Line numbers matter: the test checks them. Sites 1-2 hold the GIL, 3-6 release it; 5 enters
+// the interpreter again from C (map), 6 runs in a generator's frame.
 constexpr const char* kScript = R"(import ctypes, sys
-lib = ctypes.PyDLL(sys.argv[1])
-assert lib.probe_start(sys.argv[2].encode(), sys.argv[3].encode()) == 0
-def first_caller():
-    lib.probe_alloc(1)
+held = ctypes.PyDLL(sys.argv[1])
+released = ctypes.CDLL(sys.argv[1])
+assert held.probe_start(sys.argv[2].encode(), sys.argv[3].encode()) == 0
+def first_caller(lib, site):
+    lib.probe_alloc(site)
 class Holder:
-    def second_caller(self):
-        lib.probe_alloc(2)
+    def second_caller(self, lib, site):
+        lib.probe_alloc(site)
+def generator(lib, site):
+    yield lib.probe_alloc(site)
 for _ in range(3):
-    first_caller()
-    Holder().second_caller()
-ctypes.CDLL(sys.argv[1]).probe_alloc(3)
-lib.probe_stop()
+    first_caller(held, 1)
+    Holder().second_caller(held, 2)
+    first_caller(released, 3)
+    Holder().second_caller(released, 4)
+    list(map(lambda site: released.probe_alloc(site), [5]))
+    list(generator(released, 6))
+held.probe_stop()
 )";
 
 constexpr const char* kMarkScript = R"(import ctypes, sys
 ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL).probe_configure(sys.argv[2].encode())
 ctypes.CDLL(None).cudefrag_mark(b"from python")
 )";
-
-int run_python(const char* script, const std::vector<std::string>& args) {
-  const pid_t child = fork();
-  if (child == 0) {
-    std::vector<const char*> argv = {CUDEFRAG_PYTHON, "-c", script};
-    for (const auto& a : args) argv.push_back(a.c_str());
-    argv.push_back(nullptr);
-    execv(CUDEFRAG_PYTHON, const_cast<char* const*>(argv.data()));
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(child, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 struct Frame {
   std::string function;
@@ -64,67 +60,86 @@ std::vector<Frame> python_frames(const testing::ReadTrace& trace, std::uint32_t 
   return frames;
 }
 
+// "function@line" innermost first, e.g. "first_caller@6 <module>@13".
+std::string describe(const std::vector<Frame>& frames) {
+  std::string text;
+  for (const auto& f : frames) {
+    if (!text.empty()) text += ' ';
+    text += f.function + "@" + std::to_string(f.line);
+  }
+  return text;
+}
+
 class PythonStacks : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (std::string(CUDEFRAG_PYTHON).empty()) GTEST_SKIP() << "no python3 found at configure time";
+    if (testing::first_interpreter().empty()) GTEST_SKIP() << "no python3 found at configure time";
   }
 };
 
-TEST_P(PythonStacks, TraceNamesBothFunctionsAndTheirLines) {
-  TempDir dir;
-  const std::string path = dir.file("py.trace");
-  ASSERT_EQ(run_python(kScript, {CUDEFRAG_PYTHON_PROBE, path, GetParam()}), 0);
-  const auto trace = read_trace(path);
-  ASSERT_EQ(trace.error, "");
-  const auto allocs = trace.allocs();
-  ASSERT_EQ(allocs.size(), 7u);
+TEST_P(PythonStacks, TraceNamesBothFunctionsAndTheirLinesWithTheGilHeldOrReleased) {
+  for (const auto& python : testing::test_interpreters()) {
+    SCOPED_TRACE(python.path);
+    TempDir dir;
+    const std::string path = dir.file("py.trace");
+    ASSERT_EQ(
+        testing::run_python(python.path, kScript, {CUDEFRAG_PYTHON_PROBE, path, GetParam()}).status,
+        0);
+    const auto trace = read_trace(path);
+    ASSERT_EQ(trace.error, "");
+    const auto allocs = trace.allocs();
+    ASSERT_EQ(allocs.size(), 18u);
 
-  std::map<std::uint64_t, std::set<std::uint32_t>> stacks_by_site;
-  for (const auto& a : allocs) stacks_by_site[a.address].insert(a.stack);
-  ASSERT_EQ(stacks_by_site[1].size(), 1u) << "a repeated call site has one stack";
-  ASSERT_EQ(stacks_by_site[2].size(), 1u);
-  const std::uint32_t first = *stacks_by_site[1].begin();
-  const std::uint32_t second = *stacks_by_site[2].begin();
-  EXPECT_NE(first, second);
-
-  const auto first_frames = python_frames(trace, first);
-  ASSERT_EQ(first_frames.size(), 2u);
-  EXPECT_EQ(first_frames[0].function, "first_caller");
-  EXPECT_EQ(first_frames[0].line, 5);
-  EXPECT_EQ(first_frames[0].file, "<string>");
-  EXPECT_EQ(first_frames[1].function, "<module>");
-  EXPECT_EQ(first_frames[1].line, 10);
-
-  const auto second_frames = python_frames(trace, second);
-  ASSERT_EQ(second_frames.size(), 2u);
-  // co_qualname from Python 3.11; co_name before.
-  EXPECT_TRUE(second_frames[0].function == "Holder.second_caller" ||
-              second_frames[0].function == "second_caller")
-      << second_frames[0].function;
-  EXPECT_EQ(second_frames[0].line, 8);
-  EXPECT_EQ(second_frames[1].line, 11);
-
-  // ctypes.CDLL releases the GIL around the call: no Python frames then.
-  ASSERT_EQ(stacks_by_site[3].size(), 1u);
-  const std::uint32_t released = *stacks_by_site[3].begin();
-  EXPECT_TRUE(python_frames(trace, released).empty());
-  if (GetParam() == "both") {
-    const auto* stack = trace.stack(first);
-    EXPECT_TRUE(stack != nullptr && !stack->native.empty());
-    EXPECT_NE(released, 0u) << "native frames are captured without the GIL";
-  } else {
-    EXPECT_EQ(released, 0u);
+    std::map<std::uint64_t, std::set<std::uint32_t>> stacks_by_site;
+    for (const auto& a : allocs) stacks_by_site[a.address].insert(a.stack);
+    std::map<std::uint64_t, std::string> frames_by_site;
+    for (std::uint64_t site = 1; site <= 6; ++site) {
+      SCOPED_TRACE("site " + std::to_string(site));
+      // Native frames may differ between the first calls and later ones (the interpreter
+      // specialises a call site as it warms up); Python frames may not.
+      if (GetParam() == "python") {
+        EXPECT_EQ(stacks_by_site[site].size(), 1u);
+      }
+      for (const std::uint32_t stack : stacks_by_site[site]) {
+        const auto frames = python_frames(trace, stack);
+        for (const auto& f : frames) EXPECT_EQ(f.file, "<string>");
+        if (stack == *stacks_by_site[site].begin()) {
+          frames_by_site[site] = describe(frames);
+        } else {
+          EXPECT_EQ(describe(frames), frames_by_site[site]);
+        }
+        if (GetParam() == "both") {
+          const auto* record = trace.stack(stack);
+          EXPECT_TRUE(record != nullptr && !record->native.empty());
+        }
+      }
+    }
+    // co_qualname from Python 3.11; co_name before.
+    const std::string second =
+        python.version.minor >= 11 ? "Holder.second_caller" : "second_caller";
+    EXPECT_EQ(frames_by_site[1], "first_caller@6 <module>@13");
+    EXPECT_EQ(frames_by_site[2], second + "@9 <module>@14");
+    if (python.walkable()) {
+      EXPECT_EQ(frames_by_site[3], "first_caller@6 <module>@15");
+      EXPECT_EQ(frames_by_site[4], second + "@9 <module>@16");
+      EXPECT_EQ(frames_by_site[5], "<lambda>@17 <module>@17");
+      EXPECT_EQ(frames_by_site[6], "generator@11 <module>@18");
+    } else {
+      for (std::uint64_t site = 3; site <= 6; ++site) {
+        EXPECT_EQ(frames_by_site[site], "") << "site " << site << ": GIL released, no layout";
+      }
+    }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PythonStacks, ::testing::Values("python", "both"));
 
 TEST(PythonMarks, CtypesCallsCudefragMark) {
-  if (std::string(CUDEFRAG_PYTHON).empty()) GTEST_SKIP() << "no python3 found at configure time";
+  const std::string python = testing::first_interpreter();
+  if (python.empty()) GTEST_SKIP() << "no python3 found at configure time";
   TempDir dir;
   const std::string path = dir.file("mark.trace");
-  ASSERT_EQ(run_python(kMarkScript, {CUDEFRAG_PYTHON_PROBE, path}), 0);
+  ASSERT_EQ(testing::run_python(python, kMarkScript, {CUDEFRAG_PYTHON_PROBE, path}).status, 0);
   const auto trace = read_trace(path);
   ASSERT_EQ(trace.error, "");
   const auto marks = trace.all<analyzer::Mark>();
