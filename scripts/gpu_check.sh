@@ -14,15 +14,17 @@
 #
 # Steps: nvidia-smi; ctest -L gpu; the CUDA semantics test under the shim (passthrough, arena);
 # each CUDA example alone, under `cudefrag run --mode passthrough` (its printed call counts
-# compared with the launcher's summary) and under --mode arena; train_step.py in each PyTorch
-# allocator configuration alone and under the shim (checksums compared, the entry points each
-# backend calls captured); two_functions.py under the shim with a trace; passthrough_bench with
+# compared with the launcher's summary) and under --mode arena; the fragmentation demo under the
+# arena with a 2 GiB limit; train_step.py in each PyTorch allocator configuration alone and under
+# the shim in both modes (checksums compared, the entry points each backend calls captured);
+# memory_check.py under the arena with backend:cudaMallocAsync; two_functions.py under the shim with a trace; passthrough_bench with
 # and without the shim (time the hooks add per pair); compute-sanitizer memcheck on one example
 # under the shim; the Google Benchmark programs of bench/vmm, bench/arena (CUDA backend) and
 # bench/trace. Exit status 0 when no step failed.
 #
-# Environment: PYTHON (default python3), GPU_CHECK_BUDGET_S (seconds for all steps after the
-# build, default 450: steps that would start later are skipped), CUDA_HOME (default /usr/local/cuda).
+# Environment: PYTHON (default python3), GPU_CHECK_BENCH (0: skip the benchmark programs), GPU_CHECK_BUDGET_S (seconds for all steps after the
+# build, default 270, so that a whole run stays under 5 minutes: steps that would start later are
+# skipped), CUDA_HOME (default /usr/local/cuda).
 set -uo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -36,7 +38,7 @@ logs="$out/logs"
 mkdir -p "$logs"
 py=${PYTHON:-python3}
 cuda_home=${CUDA_HOME:-/usr/local/cuda}
-budget=${GPU_CHECK_BUDGET_S:-450}
+budget=${GPU_CHECK_BUDGET_S:-270}
 compare_counts="$repo/tests/gpu/compare_counts.py"
 
 export PATH="$cuda_home/bin:$PATH"
@@ -290,6 +292,32 @@ example_run stress_streams alone none "$examples/stress_streams"
 example_run stress_streams passthrough compare "$examples/stress_streams"
 example_run stress_streams arena compare "$examples/stress_streams"
 
+# Fragmentation under a 2 GiB limit: fill, free every other block, allocate one larger than any
+# hole. Only under the arena (alone it would fill the whole card).
+frag="$examples/fragmentation"
+log="$logs/example_fragmentation_arena.log"
+if ! is_elf "$frag"; then
+  record "fragmentation (arena, 2GiB)" SKIP "fragmentation not built"
+elif ! have_shim; then
+  record "fragmentation (arena, 2GiB)" SKIP "neither launcher nor libcudefrag.so built"
+elif ! limit=$(limit_for 60); then
+  record "fragmentation (arena, 2GiB)" SKIP "out of time"
+else
+  if [[ -n $launcher ]]; then
+    cmd=("$launcher" run --mode arena --limit 2GiB -- "$frag")
+  else
+    cmd=(env LD_PRELOAD="$shim_lib" CUDEFRAG_MODE=arena CUDEFRAG_LIMIT=2GiB "$frag")
+  fi
+  run_logged "$log" "$limit" "${cmd[@]}"
+  rc=$?
+  if [[ $rc -eq 0 ]] && passed "$log"; then
+    record "fragmentation (arena, 2GiB)" PASS \
+      "$(grep -o 'filled [0-9]* blocks' "$log"); $(grep -o 'stitches [0-9]*' "$log" | tail -1)"
+  else
+    record "fragmentation (arena, 2GiB)" FAIL "exit $rc: see ${log#"$out"/}"
+  fi
+fi
+
 # ---------------------------------------------------------------------------------------------
 # PyTorch: train_step.py per allocator configuration, alone (writes the reference checksums)
 # and under the shim (compares with them); the shim's summary says what each backend calls.
@@ -344,6 +372,30 @@ else
     done
   done
 
+  # memory_check.py: under the arena with backend:cudaMallocAsync, what memory_stats(),
+  # mem_get_info() and empty_cache() report must agree with what the arena holds.
+  log="$logs/memory_check_arena.log"
+  if ! have_shim; then
+    record "memory_check (arena)" SKIP "neither launcher nor libcudefrag.so built"
+  elif ! limit=$(limit_for 90); then
+    record "memory_check (arena)" SKIP "out of time"
+  else
+    if [[ -n $launcher ]]; then
+      cmd=("$launcher" run --mode arena --limit 8GiB --)
+    else
+      cmd=(env LD_PRELOAD="$shim_lib" CUDEFRAG_MODE=arena CUDEFRAG_LIMIT=8GiB)
+    fi
+    run_logged "$log" "$limit" "${cmd[@]}" env PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync \
+      "$py" "$repo/examples/pytorch/memory_check.py" --expect-total $((8 << 30))
+    rc=$?
+    if [[ $rc -eq 0 ]] && grep -q "memory_check: RESULT PASS" "$log"; then
+      record "memory_check (arena)" PASS "$(grep -c '^memory_check: ok' "$log") checks held"
+    else
+      record "memory_check (arena)" FAIL \
+        "exit $rc: $(grep -m1 '^memory_check: FAIL' "$log" | cut -c1-100)"
+    fi
+  fi
+
   # two_functions.py: alone, then under the launcher with a trace, and the launcher's report of it.
   log="$logs/two_functions_alone.log"
   if limit=$(limit_for 90) && run_logged "$log" "$limit" "$py" "$repo/examples/pytorch/two_functions.py" &&
@@ -364,12 +416,24 @@ else
     rc=$?
     if [[ $rc -ne 0 ]] || ! passed "$log"; then
       record "two_functions (trace)" FAIL "exit $rc: see ${log#"$out"/}"
-    elif [[ ! -s $trace ]] && grep -q "records no trace yet" "$log"; then
-      record "two_functions (trace)" SKIP "program passed; this build records no trace yet"
     elif [[ ! -s $trace ]]; then
       record "two_functions (trace)" FAIL "no trace written: see ${log#"$out"/}"
     else
       figure="trace $(stat -c %s "$trace") bytes"
+      dump=$(find_built cudefrag_trace_dump)
+      if is_elf "$dump" && "$dump" "$trace" >"$logs/two_functions_dump.txt" 2>>"$log"; then
+        figure+="; $(grep -c '^alloc' "$logs/two_functions_dump.txt") allocs,"
+        figure+=" $(grep -c '^free' "$logs/two_functions_dump.txt") frees"
+        # The Python frames of the allocations: both functions, with file and line.
+        for fn in make_weights make_activations; do
+          site=$(grep -o "$fn@[^ ]*two_functions.py:[0-9]*" "$logs/two_functions_dump.txt" | head -1)
+          figure+="; ${site:-$fn NOT in any stack}"
+          [[ -n $site ]] || trace_bad=1
+        done
+      elif is_elf "$dump"; then
+        figure+="; cudefrag_trace_dump could not read it"
+        trace_bad=1
+      fi
       if run_logged "$logs/two_functions_report.log" 60 "$launcher" report "$trace"; then
         named=0
         for fn in make_weights make_activations; do
@@ -379,10 +443,54 @@ else
       else
         figure+="; 'cudefrag report' failed or is missing"
       fi
-      record "two_functions (trace)" PASS "$figure"
+      if [[ ${trace_bad:-0} -eq 1 ]]; then
+        record "two_functions (trace)" FAIL "$figure"
+      else
+        record "two_functions (trace)" PASS "$figure"
+      fi
     fi
   fi
 fi
+
+# ---------------------------------------------------------------------------------------------
+# An out-of-memory provoked on an emulated 1 GiB card (ComfyUI's default PyTorch backend): the
+# program catches it and goes on (catch), or dies of it (die). Either way the trace must hold the
+# OOM with the arena's state. Traces are kept in OUT_DIR/traces/ (the example traces come from here).
+mkdir -p "$out/traces"
+for how in catch die; do
+  label="oom trace ($how, arena 1GiB)"
+  log="$logs/oom_$how.log"
+  trace="$out/traces/oom-$how.cdtrace"
+  if [[ -z $launcher ]]; then
+    record "$label" SKIP "launcher not built"
+    continue
+  elif ! limit=$(limit_for 90); then
+    record "$label" SKIP "out of time"
+    continue
+  fi
+  args=()
+  [[ $how == die ]] && args=(--die)
+  run_logged "$log" "$limit" env PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync \
+    "$launcher" run --limit 1GiB --trace "$trace" -- \
+    "$py" "$repo/examples/pytorch/oom_then_continue.py" "${args[@]}"
+  rc=$?
+  dump=$(find_built cudefrag_trace_dump)
+  ooms=0
+  if [[ -s $trace ]] && is_elf "$dump"; then
+    "$dump" "$trace" >"$logs/oom_${how}_dump.txt" 2>&1
+    ooms=$(grep -c '^oom' "$logs/oom_${how}_dump.txt")
+  fi
+  figure="exit $rc; trace $(stat -c %s "$trace" 2>/dev/null || echo 0) bytes; $ooms oom records"
+  if [[ $how == catch ]] && { [[ $rc -ne 0 ]] || ! passed "$log"; }; then
+    record "$label" FAIL "$figure: see ${log#"$out"/}"
+  elif [[ $how == die && $rc -eq 0 ]]; then
+    record "$label" FAIL "$figure: the program should have died of the OOM"
+  elif [[ $ooms -lt 1 ]]; then
+    record "$label" FAIL "$figure: no OOM in the trace"
+  else
+    record "$label" PASS "$figure"
+  fi
+done
 
 # ---------------------------------------------------------------------------------------------
 # passthrough_bench: under the shim it alternates calls through the shim and straight into
@@ -463,8 +571,11 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Google Benchmark programs, console output in the log and JSON beside it.
+# GPU_CHECK_BENCH=0 skips them (a run that only re-proves correctness after a change).
 found_bench=0
-for dir in bench/vmm bench/arena bench/trace; do
+bench_dirs=(bench/vmm bench/arena bench/trace)
+[[ ${GPU_CHECK_BENCH:-1} == 0 ]] && bench_dirs=() && record "benchmarks" SKIP "GPU_CHECK_BENCH=0"
+for dir in "${bench_dirs[@]}"; do
   [[ -d $build/$dir ]] || continue
   while read -r exe; do
     # Google Benchmark programs only: not the probes and helper libraries beside them.
@@ -488,7 +599,7 @@ for dir in bench/vmm bench/arena bench/trace; do
     fi
   done < <(find "$build/$dir" -maxdepth 1 -type f -perm -u+x | sort)
 done
-((found_bench)) || record "benchmarks (vmm, arena, trace)" SKIP "none built"
+((found_bench)) || ((${#bench_dirs[@]} == 0)) || record "benchmarks (vmm, arena, trace)" SKIP "none built"
 
 # ---------------------------------------------------------------------------------------------
 {
