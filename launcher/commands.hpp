@@ -12,5 +12,7 @@ inline constexpr int kUsageError = 2;
 
 int run_command(std::span<char* const> args);
 int config_command(std::span<char* const> args);
+// `cudefrag report`: in the analyzer (analyzer/report/report_command.cpp).
+int report_command(std::span<char* const> args);
 
 }  // namespace cudefrag::launcher

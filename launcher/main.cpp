@@ -22,6 +22,7 @@ constexpr std::array kSubcommands{
                "run a program under libcudefrag.so and print what it allocated"},
     Subcommand{"config", cudefrag::launcher::config_command,
                "show the configuration variables (--markdown: as a table for the README)"},
+    Subcommand{"report", cudefrag::launcher::report_command, "summarise a trace (peaks, OOMs)"},
 };
 
 int usage(std::FILE* out, int code) {
