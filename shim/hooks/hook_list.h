@@ -20,52 +20,52 @@
 #ifndef CUDEFRAG_SHIM_HOOKS_HOOK_LIST_H
 #define CUDEFRAG_SHIM_HOOKS_HOOK_LIST_H
 
-#define CUDEFRAG_RUNTIME_HOOKS(X)                                                                 \
-  X(cudaMalloc, alloc, (void** devPtr, size_t size), (devPtr, size))                              \
-  X(cudaFree, free, (void* devPtr), (devPtr))                                                     \
-  X(cudaMallocAsync, alloc, (void** devPtr, size_t size, cudaStream_t hStream),                   \
-    (devPtr, size, hStream))                                                                      \
-  X(cudaMallocAsync_ptsz, alloc, (void** devPtr, size_t size, cudaStream_t hStream),              \
-    (devPtr, size, hStream))                                                                      \
-  X(cudaFreeAsync, free, (void* devPtr, cudaStream_t hStream), (devPtr, hStream))                 \
-  X(cudaFreeAsync_ptsz, free, (void* devPtr, cudaStream_t hStream), (devPtr, hStream))            \
-  X(cudaMallocFromPoolAsync, alloc,                                                               \
-    (void** ptr, size_t size, cudaMemPool_t memPool, cudaStream_t stream),                        \
-    (ptr, size, memPool, stream))                                                                 \
-  X(cudaMallocFromPoolAsync_ptsz, alloc,                                                          \
-    (void** ptr, size_t size, cudaMemPool_t memPool, cudaStream_t stream),                        \
-    (ptr, size, memPool, stream))                                                                 \
-  X(cudaMallocPitch, alloc, (void** devPtr, size_t* pitch, size_t width, size_t height),          \
-    (devPtr, pitch, width, height))                                                               \
-  X(cudaMalloc3D, alloc, (struct cudaPitchedPtr * pitchedDevPtr, struct cudaExtent extent),       \
-    (pitchedDevPtr, extent))                                                                      \
-  X(cudaMemGetInfo, meminfo, (size_t * freeBytes, size_t * totalBytes), (freeBytes, totalBytes))  \
-  X(cudaDeviceGetDefaultMemPool, pool, (cudaMemPool_t * memPool, int device), (memPool, device))  \
-  X(cudaDeviceGetMemPool, pool, (cudaMemPool_t * memPool, int device), (memPool, device))         \
-  X(cudaMemPoolGetAttribute, pool, (cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void* value), \
-    (memPool, attr, value))                                                                       \
-  X(cudaMemPoolSetAttribute, pool, (cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void* value), \
-    (memPool, attr, value))                                                                       \
-  X(cudaMemPoolTrimTo, pool, (cudaMemPool_t memPool, size_t minBytesToKeep),                      \
-    (memPool, minBytesToKeep))                                                                    \
-  X(cudaIpcGetMemHandle, query, (cudaIpcMemHandle_t * handle, void* devPtr), (handle, devPtr))    \
-  X(cudaDeviceEnablePeerAccess, peer, (int peerDevice, unsigned int flags), (peerDevice, flags))  \
-  X(cudaStreamDestroy, stream, (cudaStream_t stream), (stream))                                   \
-  X(cudaGetDriverEntryPoint, entry,                                                               \
-    (const char* symbol, void** funcPtr, unsigned long long flags,                                \
-     enum cudaDriverEntryPointQueryResult* driverStatus),                                         \
-    (symbol, funcPtr, flags, driverStatus))                                                       \
-  X(cudaGetDriverEntryPoint_ptsz, entry,                                                          \
-    (const char* symbol, void** funcPtr, unsigned long long flags,                                \
-     enum cudaDriverEntryPointQueryResult* driverStatus),                                         \
-    (symbol, funcPtr, flags, driverStatus))                                                       \
-  X(cudaGetDriverEntryPointByVersion, entry,                                                      \
-    (const char* symbol, void** funcPtr, unsigned int cudaVersion, unsigned long long flags,      \
-     enum cudaDriverEntryPointQueryResult* driverStatus),                                         \
-    (symbol, funcPtr, cudaVersion, flags, driverStatus))                                          \
-  X(cudaGetDriverEntryPointByVersion_ptsz, entry,                                                 \
-    (const char* symbol, void** funcPtr, unsigned int cudaVersion, unsigned long long flags,      \
-     enum cudaDriverEntryPointQueryResult* driverStatus),                                         \
+#define CUDEFRAG_RUNTIME_HOOKS(X)                                                                \
+  X(cudaMalloc, alloc, (void** devPtr, size_t size), (devPtr, size))                             \
+  X(cudaFree, free, (void* devPtr), (devPtr))                                                    \
+  X(cudaMallocAsync, alloc, (void** devPtr, size_t size, cudaStream_t hStream),                  \
+    (devPtr, size, hStream))                                                                     \
+  X(cudaMallocAsync_ptsz, alloc, (void** devPtr, size_t size, cudaStream_t hStream),             \
+    (devPtr, size, hStream))                                                                     \
+  X(cudaFreeAsync, free, (void* devPtr, cudaStream_t hStream), (devPtr, hStream))                \
+  X(cudaFreeAsync_ptsz, free, (void* devPtr, cudaStream_t hStream), (devPtr, hStream))           \
+  X(cudaMallocFromPoolAsync, alloc,                                                              \
+    (void** ptr, size_t size, cudaMemPool_t memPool, cudaStream_t stream),                       \
+    (ptr, size, memPool, stream))                                                                \
+  X(cudaMallocFromPoolAsync_ptsz, alloc,                                                         \
+    (void** ptr, size_t size, cudaMemPool_t memPool, cudaStream_t stream),                       \
+    (ptr, size, memPool, stream))                                                                \
+  X(cudaMallocPitch, alloc, (void** devPtr, size_t* pitch, size_t width, size_t height),         \
+    (devPtr, pitch, width, height))                                                              \
+  X(cudaMalloc3D, alloc, (struct cudaPitchedPtr * pitchedDevPtr, struct cudaExtent extent),      \
+    (pitchedDevPtr, extent))                                                                     \
+  X(cudaMemGetInfo, meminfo, (size_t * freeBytes, size_t * totalBytes), (freeBytes, totalBytes)) \
+  X(cudaDeviceGetDefaultMemPool, pool, (cudaMemPool_t * memPool, int device), (memPool, device)) \
+  X(cudaDeviceGetMemPool, pool, (cudaMemPool_t * memPool, int device), (memPool, device))        \
+  X(cudaMemPoolGetAttribute, pool,                                                               \
+    (cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void* value), (memPool, attr, value))     \
+  X(cudaMemPoolSetAttribute, pool,                                                               \
+    (cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void* value), (memPool, attr, value))     \
+  X(cudaMemPoolTrimTo, pool, (cudaMemPool_t memPool, size_t minBytesToKeep),                     \
+    (memPool, minBytesToKeep))                                                                   \
+  X(cudaIpcGetMemHandle, query, (cudaIpcMemHandle_t * handle, void* devPtr), (handle, devPtr))   \
+  X(cudaDeviceEnablePeerAccess, peer, (int peerDevice, unsigned int flags), (peerDevice, flags)) \
+  X(cudaStreamDestroy, stream, (cudaStream_t stream), (stream))                                  \
+  X(cudaGetDriverEntryPoint, entry,                                                              \
+    (const char* symbol, void** funcPtr, unsigned long long flags,                               \
+     enum cudaDriverEntryPointQueryResult* driverStatus),                                        \
+    (symbol, funcPtr, flags, driverStatus))                                                      \
+  X(cudaGetDriverEntryPoint_ptsz, entry,                                                         \
+    (const char* symbol, void** funcPtr, unsigned long long flags,                               \
+     enum cudaDriverEntryPointQueryResult* driverStatus),                                        \
+    (symbol, funcPtr, flags, driverStatus))                                                      \
+  X(cudaGetDriverEntryPointByVersion, entry,                                                     \
+    (const char* symbol, void** funcPtr, unsigned int cudaVersion, unsigned long long flags,     \
+     enum cudaDriverEntryPointQueryResult* driverStatus),                                        \
+    (symbol, funcPtr, cudaVersion, flags, driverStatus))                                         \
+  X(cudaGetDriverEntryPointByVersion_ptsz, entry,                                                \
+    (const char* symbol, void** funcPtr, unsigned int cudaVersion, unsigned long long flags,     \
+     enum cudaDriverEntryPointQueryResult* driverStatus),                                        \
     (symbol, funcPtr, cudaVersion, flags, driverStatus))
 
 #define CUDEFRAG_DRIVER_HOOKS(X)                                                                  \
@@ -73,7 +73,7 @@
     (CUdeviceptr * dptr, size_t bytesize), (dptr, bytesize))                                      \
   X(cuMemFree_v2, cuMemFree_v2, "cuMemFree", 3020, 0, free, (CUdeviceptr dptr), (dptr))           \
   X(cuMemAllocPitch_v2, cuMemAllocPitch_v2, "cuMemAllocPitch", 3020, 0, alloc,                    \
-    (CUdeviceptr * dptr, size_t* pPitch, size_t WidthInBytes, size_t Height,                      \
+    (CUdeviceptr * dptr, size_t * pPitch, size_t WidthInBytes, size_t Height,                     \
      unsigned int ElementSizeBytes),                                                              \
     (dptr, pPitch, WidthInBytes, Height, ElementSizeBytes))                                       \
   X(cuMemAllocAsync, cuMemAllocAsync, "cuMemAllocAsync", 11020, 0, alloc,                         \
@@ -94,8 +94,8 @@
     (size_t * freeBytes, size_t * totalBytes), (freeBytes, totalBytes))                           \
   X(cuMemGetAddressRange_v2, cuMemGetAddressRange_v2, "cuMemGetAddressRange", 3020, 0, query,     \
     (CUdeviceptr * pbase, size_t * psize, CUdeviceptr dptr), (pbase, psize, dptr))                \
-  X(cuStreamDestroy_v2, cuStreamDestroy_v2, "cuStreamDestroy", 4000, 0, stream, (CUstream hStream), \
-    (hStream))                                                                                    \
+  X(cuStreamDestroy_v2, cuStreamDestroy_v2, "cuStreamDestroy", 4000, 0, stream,                   \
+    (CUstream hStream), (hStream))                                                                \
   X(cuMemCreate, cuMemCreate, "cuMemCreate", 10020, 0, vmm,                                       \
     (CUmemGenericAllocationHandle * handle, size_t size, const CUmemAllocationProp* prop,         \
      unsigned long long flags),                                                                   \
