@@ -96,6 +96,12 @@ TEST(ProcessRecorder, UnwritablePathTurnsTracingOffForGood) {
 }
 
 TEST(ProcessRecorder, ForkedChildWritesItsOwnTrace) {
+#if defined(__SANITIZE_ADDRESS__)
+  // GCC 12's ASan runtime does not hold its allocator lock across fork(): a child forked while
+  // the writer thread allocates inherits the lock taken and blocks forever (seen: both threads of
+  // the grandchild waiting on SizeClassAllocator64's mutex). The plain build runs this test.
+  GTEST_SKIP() << "fork() with a running thread can deadlock GCC 12's ASan allocator";
+#endif
   TempDir dir;
   const std::string path = dir.file("fork.trace");
   pid_t grandchild_pid = 0;
