@@ -12,23 +12,6 @@ std::string hex(std::uint64_t v) {
   return text;
 }
 
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(c));
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  return out + '"';
-}
-
 std::string state(const format::ArenaStateFields& s) {
   return " live=" + std::to_string(s.live) + " mapped=" + std::to_string(s.mapped) +
          " cached=" + std::to_string(s.cached) + " physical=" + std::to_string(s.physical) +
@@ -63,6 +46,23 @@ std::string_view stack_mode(std::uint8_t mode) {
 }
 
 }  // namespace
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(c));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out + '"';
+}
 
 std::string RecordPrinter::time(std::uint64_t ns) const {
   const auto delta = static_cast<std::int64_t>(ns - start_ns_);

@@ -26,4 +26,7 @@ class RecordPrinter {
   std::unordered_map<std::uint32_t, std::string> strings_;
 };
 
+// `text` in double quotes, with quotes, backslashes and control characters escaped.
+std::string quoted(std::string_view text);
+
 }  // namespace cudefrag::analyzer

@@ -7,6 +7,7 @@
 #include <cstdarg>
 #include <cstdio>
 
+#include "analyzer/read/text.hpp"
 #include "analyzer/report/text_units.hpp"
 
 namespace cudefrag::analyzer {
@@ -42,23 +43,6 @@ class Out {
  private:
   std::string text_;
 };
-
-std::string quoted(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(c));
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  return out + '"';
-}
 
 std::string wall_clock(std::uint64_t ns) {
   const auto seconds = static_cast<time_t>(ns / 1'000'000'000u);
