@@ -101,8 +101,13 @@ class ReportGolden : public ::testing::TestWithParam<Case> {};
 TEST_P(ReportGolden, MatchesTheExpectedOutput) {
   const Case& c = GetParam();
   std::vector<std::string> args = c.args;
-  args.push_back(kDir + "/" + c.trace);
+  // A relative path, from the source directory: the report wraps long lines (a warning naming
+  // the trace), so an absolute path would make the text depend on where the checkout lives.
+  const std::filesystem::path before = std::filesystem::current_path();
+  std::filesystem::current_path(kSource);
+  args.push_back("examples/traces/" + c.trace);
   const Result run = report(args);
+  std::filesystem::current_path(before);
   std::string shown = "$ cudefrag report";
   for (const std::string& a : args) shown += " " + a;
   std::string text = shown + "\n" + run.out;
