@@ -315,9 +315,12 @@ auto dispatch_free(P ptr, Rest... rest) noexcept {
 
 // --- meminfo: arena mode reports cached arena memory as free (ComfyUI sizes its model loading
 // from it) and the limit, when there is one, as the total. Null out-pointers are allowed. ---
+// Nested (real cudaMemGetInfo -> our cuMemGetInfo through cudart's driver table), the figures
+// go back untouched: the outermost hook adds the arena's cache once. Adding it at both levels
+// counted the cache twice, and free passed total on the GPU.
 template <HookId id>
 auto dispatch_meminfo(std::size_t* free_bytes, std::size_t* total_bytes) noexcept {
-  if (!arena_mode()) return forward_counted<id>(free_bytes, total_bytes);
+  if (!arena_mode() || t_hook_depth > 0) return forward_counted<id>(free_bytes, total_bytes);
   std::size_t f = 0;
   std::size_t t = 0;
   const auto r = forward_counted<id>(&f, &t);

@@ -12,6 +12,7 @@
 
 #include "shim/hooks/arenas.hpp"
 #include "shim/hooks/counters.hpp"
+#include "shim/hooks/dispatch.hpp"
 #include "shim/hooks/exports.hpp"
 #include "shim/hooks/hook_table.hpp"
 #include "shim/hooks/shim_state.hpp"
@@ -325,6 +326,24 @@ TEST_F(ArenaRouting, MemInfoCountsCachedMemoryAsFree) {
   EXPECT_EQ(free_bytes, kDriverFree + f.reclaimable.value);
   EXPECT_EQ(cudaMemGetInfo(nullptr, nullptr), cudaSuccess);
   EXPECT_EQ(cuMemGetInfo_v2(nullptr, &total), CUDA_SUCCESS);
+  EXPECT_EQ(total, kDriverTotal);
+}
+
+// The real cudaMemGetInfo asks the driver through cudart's table, which holds our
+// cuMemGetInfo: the nested call must hand back the driver's figures, or the outer one counts the
+// arena's cache a second time.
+TEST_F(ArenaRouting, NestedMemInfoIsTheDriversAndTheCacheCountsOnce) {
+  void* p = nullptr;
+  ASSERT_EQ(cudaMalloc(&p, 64 * kMiB), cudaSuccess);
+  ASSERT_EQ(cudaFree(p), cudaSuccess);
+  ASSERT_GE(existing_arena(DeviceOrdinal{0})->figures().reclaimable.value, 64 * kMiB);
+  std::size_t free_bytes = 0;
+  std::size_t total = 0;
+  {
+    const HookScope inside_another_hook;
+    ASSERT_EQ(cuMemGetInfo_v2(&free_bytes, &total), CUDA_SUCCESS);
+  }
+  EXPECT_EQ(free_bytes, kDriverFree);
   EXPECT_EQ(total, kDriverTotal);
 }
 
