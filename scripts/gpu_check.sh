@@ -22,7 +22,7 @@
 # under the shim; the Google Benchmark programs of bench/vmm, bench/arena (CUDA backend) and
 # bench/trace. Exit status 0 when no step failed.
 #
-# Environment: PYTHON (default python3), GPU_CHECK_BENCH (0: skip the benchmark programs), GPU_CHECK_BUDGET_S (seconds for all steps after the
+# Environment: PYTHON (default python3), GPU_CHECK_STEPS (step groups, below), GPU_CHECK_BENCH (0: skip the benchmark programs), GPU_CHECK_BUDGET_S (seconds for all steps after the
 # build, default 270, so that a whole run stays under 5 minutes: steps that would start later are
 # skipped), CUDA_HOME (default /usr/local/cuda).
 set -uo pipefail
@@ -48,6 +48,11 @@ export CUBLAS_WORKSPACE_CONFIG=:4096:8
 
 rows=()
 failures=0
+
+# GPU_CHECK_STEPS: the step groups to run, comma-separated (default: all): ctest, semantics,
+# examples, pytorch, oom, passthrough, memcheck, bench, workloads, trace_overhead, exports.
+steps=${GPU_CHECK_STEPS:-all}
+want() { [[ $steps == all || ",$steps," == *",$1,"* ]]; }
 
 # record NAME STATUS FIGURE
 record() {
@@ -162,6 +167,7 @@ else
   record nvidia-smi FAIL "nvidia-smi did not run: see logs/nvidia_smi.log"
 fi
 
+if want ctest; then
 # ---------------------------------------------------------------------------------------------
 # GPU tests: ctest -L gpu, or, where ctest cannot run this build, the gtest programs whose tests
 # carry the gpu label.
@@ -200,6 +206,8 @@ else
   fi
 fi
 
+fi  # want
+if want semantics; then
 # The semantics test under the shim, in both modes: the shim must keep every semantic it checks.
 for mode in passthrough arena; do
   name="semantics test ($mode)"
@@ -217,6 +225,8 @@ for mode in passthrough arena; do
   fi
 done
 
+fi  # want
+if want examples; then
 # ---------------------------------------------------------------------------------------------
 # CUDA examples.
 # example_run NAME KIND(alone|passthrough|arena) COUNTS(compare|info|none) PROGRAM ARGS...
@@ -318,6 +328,8 @@ else
   fi
 fi
 
+fi  # want
+if want pytorch; then
 # ---------------------------------------------------------------------------------------------
 # PyTorch: train_step.py per allocator configuration, alone (writes the reference checksums)
 # and under the shim (compares with them); the shim's summary says what each backend calls.
@@ -452,6 +464,8 @@ else
   fi
 fi
 
+fi  # want
+if want oom; then
 # ---------------------------------------------------------------------------------------------
 # An out-of-memory provoked on an emulated 1 GiB card (ComfyUI's default PyTorch backend): the
 # program catches it and goes on (catch), or dies of it (die). Either way the trace must hold the
@@ -492,6 +506,8 @@ for how in catch die; do
   fi
 done
 
+fi  # want
+if want passthrough; then
 # ---------------------------------------------------------------------------------------------
 # passthrough_bench: under the shim it alternates calls through the shim and straight into
 # libcudart in one process and reports the difference (added_ns); alone, the same difference is
@@ -545,6 +561,8 @@ else
   fi
 fi
 
+fi  # want
+if want memcheck; then
 # ---------------------------------------------------------------------------------------------
 # compute-sanitizer memcheck on runtime_alloc under the shim (the arena's mappings included).
 log="$logs/memcheck.log"
@@ -569,6 +587,8 @@ else
   fi
 fi
 
+fi  # want
+if want bench; then
 # ---------------------------------------------------------------------------------------------
 # Google Benchmark programs, console output in the log and JSON beside it.
 # GPU_CHECK_BENCH=0 skips them (a run that only re-proves correctness after a change).
@@ -601,6 +621,89 @@ for dir in "${bench_dirs[@]}"; do
 done
 ((found_bench)) || ((${#bench_dirs[@]} == 0)) || record "benchmarks (vmm, arena, trace)" SKIP "none built"
 
+fi  # want
+# ---------------------------------------------------------------------------------------------
+# Whole workloads (bench/workloads/): each contender allocator on the whole card, one run each:
+# peaks and wall time side by side. The smaller-card bisection (compare.py --bisect) takes longer
+# than one check and is run on its own.
+if want workloads; then
+if [[ -z $launcher ]] || ! $py -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+  record "workloads" SKIP "needs the launcher and CUDA PyTorch"
+else
+  for w in diffusion transformer; do
+    log="$logs/workload_$w.log"
+    if ! limit=$(limit_for 150); then
+      record "workload $w" SKIP "out of time"
+      continue
+    fi
+    run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
+      --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --out "$out/workload_$w.jsonl"
+    figure=$($py - "$out/workload_$w.jsonl" <<'PY' 2>/dev/null
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+fast = min(r["seconds"] for r in runs if r.get("seconds"))
+parts, bad = [], 0
+for r in runs:
+    held = r.get("pool_reserved_high") if r["contender"].startswith("cudefrag") else r.get("peak_reserved")
+    bad += r.get("status") != "ok"
+    parts.append("%s %s %.2fG %.2fx" % (r["contender"], r.get("status"), (held or 0) / 2**30,
+                                        (r.get("seconds") or 0) / fast))
+print(("BAD " if bad else "") + "; ".join(parts))
+PY
+)
+    if [[ -z $figure ]]; then
+      record "workload $w" FAIL "no results: see logs/workload_$w.log"
+    elif [[ $figure == BAD* ]]; then
+      record "workload $w" FAIL "${figure#BAD }"
+    else
+      record "workload $w" PASS "$figure"
+    fi
+  done
+fi
+fi  # want
+
+# ---------------------------------------------------------------------------------------------
+# The cost of the full trace on a PyTorch workload (goal: <= 1.03 x the run without it).
+if want trace_overhead; then
+log="$logs/trace_overhead.log"
+overhead_script="$repo/bench/trace/pytorch_trace_overhead.py"
+if [[ -z $launcher || ! -f $overhead_script ]]; then
+  record "trace overhead (PyTorch)" SKIP "needs the launcher and $overhead_script"
+elif ! limit=$(limit_for 90); then
+  record "trace overhead (PyTorch)" SKIP "out of time"
+else
+  run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher"
+  rc=$?
+  figure=$(grep -E "ratio" "$log" | tail -1)
+  if [[ $rc -eq 0 ]]; then
+    record "trace overhead (PyTorch)" PASS "${figure:-see logs/trace_overhead.log}"
+  else
+    record "trace overhead (PyTorch)" FAIL "${figure:-exit $rc}; see logs/trace_overhead.log"
+  fi
+fi
+fi  # want
+
+# ---------------------------------------------------------------------------------------------
+# Exports opened by their consumer: the memory_viz pickle of a trace recorded here, rendered by
+# PyTorch's own torch.cuda._memory_viz.
+if want exports; then
+log="$logs/export_memory_viz.log"
+viz_check="$repo/tests/analyzer/export/check_memory_viz_torch.py"
+viz_trace=$(ls "$out"/traces/*.cdtrace "$repo"/examples/traces/h200/*.cdtrace 2>/dev/null | head -1)
+if [[ -z $launcher || ! -f $viz_check || -z $viz_trace ]]; then
+  record "memory_viz pickle in torch" SKIP "needs the launcher, $viz_check and a trace"
+elif ! limit=$(limit_for 60); then
+  record "memory_viz pickle in torch" SKIP "out of time"
+else
+  run_logged "$log" "$limit" bash -c "'$launcher' export '$viz_trace' --memory-viz '$out/snapshot.pickle' && $py '$viz_check' '$out/snapshot.pickle'"
+  rc=$?
+  if [[ $rc -eq 0 ]]; then
+    record "memory_viz pickle in torch" PASS "$(basename "$viz_trace"): $(tail -3 "$log" | head -1)"
+  else
+    record "memory_viz pickle in torch" FAIL "exit $rc; see logs/export_memory_viz.log"
+  fi
+fi
+fi  # want
 # ---------------------------------------------------------------------------------------------
 {
   echo "gpu_check $(date -u +%FT%TZ), steps took $((SECONDS - steps_started)) s, $failures failed"
@@ -610,7 +713,7 @@ done
 (
   cd "$out" || exit
   shopt -s nullglob
-  tar -czf gpu_check_logs.tar.gz logs summary.txt bench_*.json
+  tar -czf gpu_check_logs.tar.gz logs summary.txt bench_*.json workload_*.jsonl
 )
 echo
 cat "$out/summary.txt"

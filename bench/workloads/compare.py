@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Runs a workload (workloads.py) under each allocator a user could pick, side by side.
+
+    python3 compare.py WORKLOAD --cudefrag PATH/TO/cudefrag [--scale S] [--repeat N]
+                       [--card GIB | --bisect LO HI] [--step 0.25] [--out FILE]
+
+Contenders (same script, same seed, one process each, run one after another):
+    native            PyTorch's caching allocator, no PYTORCH_CUDA_ALLOC_CONF
+    expandable        expandable_segments:True
+    async             backend:cudaMallocAsync
+    cudefrag+async    `cudefrag run` with backend:cudaMallocAsync
+    cudefrag+native   `cudefrag run` with PyTorch's caching allocator
+
+Without --card/--bisect: every contender on the whole card, --repeat times; prints the median wall
+time of the steps, the ratio to the fastest, peak allocated/reserved as PyTorch reports them, and
+for cudefrag the arena's peak physical (the default pool's ReservedMemHigh that the arena answers).
+--card G: each contender once on an emulated card of G GiB (ballast.py holds the rest): did every
+step finish. --bisect LO HI: the smallest card, to --step GiB, on which each contender finishes
+every step (a contender that fails at HI is reported as "> HI").
+The table is printed last; --out also writes every run as JSON lines.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONTENDERS = ["native", "expandable", "async", "cudefrag+async", "cudefrag+native"]
+CONF = {"native": None, "expandable": "expandable_segments:True", "async": "backend:cudaMallocAsync",
+        "cudefrag+async": "backend:cudaMallocAsync", "cudefrag+native": None}
+GIB = 1 << 30
+
+
+def run_one(args, contender, card=None):
+    env = dict(os.environ)
+    env.pop("PYTORCH_CUDA_ALLOC_CONF", None)
+    if CONF[contender]:
+        env["PYTORCH_CUDA_ALLOC_CONF"] = CONF[contender]
+    cmd = [sys.executable, os.path.join(HERE, "workloads.py"), args.workload,
+           "--scale", str(args.scale)]
+    if contender.startswith("cudefrag"):
+        cmd = [args.cudefrag, "run", "--quiet", "--"] + cmd
+    ballast = None
+    try:
+        if card is not None:
+            ballast = subprocess.Popen([sys.executable, os.path.join(HERE, "ballast.py"), str(card)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            ready = ballast.stdout.readline()
+            if not ready.startswith("ballast: ready"):
+                raise RuntimeError(f"ballast did not start: {ready!r}")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    finally:
+        if ballast is not None:
+            ballast.stdin.close()
+            ballast.wait()
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+    if result is None:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        result = {"status": "crash", "exit": proc.returncode, "tail": tail}
+    result.update({"contender": contender, "card_gib": card, "exit": proc.returncode})
+    return result
+
+
+def fmt_gib(v):
+    return "-" if v is None else f"{v / GIB:.2f}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("workload", choices=["diffusion", "transformer"])
+    p.add_argument("--cudefrag", required=True, help="the cudefrag launcher")
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--card", type=float)
+    p.add_argument("--bisect", type=float, nargs=2, metavar=("LO", "HI"))
+    p.add_argument("--step", type=float, default=0.25)
+    p.add_argument("--contenders", default=",".join(CONTENDERS))
+    p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--out")
+    args = p.parse_args()
+    contenders = args.contenders.split(",")
+    runs = []
+
+    def record(r):
+        runs.append(r)
+        print("compare: " + json.dumps(r, sort_keys=True), flush=True)
+        return r
+
+    rows = []
+    if args.bisect:
+        lo_card, hi_card = args.bisect
+        for c in contenders:
+            if record(run_one(args, c, hi_card))["status"] != "ok":
+                rows.append((c, f"> {hi_card:g}"))
+                continue
+            lo, hi = lo_card - args.step, hi_card  # fails at lo (assumed), fits at hi
+            while hi - lo > args.step + 1e-9:
+                mid = round((lo + hi) / 2 / args.step) * args.step
+                mid = min(max(mid, lo + args.step), hi - args.step)
+                if record(run_one(args, c, mid))["status"] == "ok":
+                    hi = mid
+                else:
+                    lo = mid
+            rows.append((c, f"{hi:g}"))
+        print(f"\nsmallest card (GiB, step {args.step:g}) for {args.workload} --scale {args.scale:g}")
+        for c, card in rows:
+            print(f"  {c:16s} {card}")
+    else:
+        for _ in range(args.repeat):
+            for c in contenders:
+                record(run_one(args, c, args.card))
+        times = {c: [r["seconds"] for r in runs if r["contender"] == c and r.get("seconds")]
+                 for c in contenders}
+        medians = {c: statistics.median(t) for c, t in times.items() if t}
+        fastest = min(medians.values()) if medians else None
+        where = f"a {args.card:g} GiB card" if args.card else "the whole card"
+        print(f"\n{args.workload} --scale {args.scale:g} on {where}, {args.repeat} run(s) each")
+        print(f"  {'contender':16s} {'status':7s} {'steps':>5s} {'median s':>9s} {'ratio':>6s} "
+              f"{'alloc GiB':>9s} {'reserved':>9s} {'arena phys':>10s}")
+        for c in contenders:
+            last = [r for r in runs if r["contender"] == c][-1]
+            m = medians.get(c)
+            phys = last.get("pool_reserved_high") if c.startswith("cudefrag") else None
+            print(f"  {c:16s} {last['status']:7s} {last.get('steps', 0):5d} "
+                  f"{(f'{m:.3f}' if m else '-'):>9s} "
+                  f"{(f'{m / fastest:.3f}' if m and fastest else '-'):>6s} "
+                  f"{fmt_gib(last.get('peak_allocated')):>9s} {fmt_gib(last.get('peak_reserved')):>9s} "
+                  f"{fmt_gib(phys):>10s}")
+    if args.out:
+        with open(args.out, "w") as f:
+            for r in runs:
+                f.write(json.dumps(r, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Two PyTorch workloads that allocate the way real inference does, with random weights.
+
+    python3 workloads.py diffusion|transformer [--scale S] [--json-out FILE]
+
+diffusion: a UNet (conv + group norm + spatial self-attention, skip connections) denoising
+    latents for a few steps, then a VAE-style decoder that upsamples the latents 8x to pixels, over
+    a series of resolutions and batch sizes (the shape of a text-to-image queue in ComfyUI).
+    Attention memory grows with the square of the latent's pixels and the decoder's activations
+    with the image: each new size needs differently sized blocks than the last one left cached.
+transformer: a decoder-only model generating tokens with a key/value cache that grows by
+    concatenation each step (as Hugging Face's DynamicCache does), for prompts of changing lengths
+    and batch sizes.
+
+Both run under torch.inference_mode() in float16. Each step's outcome is printed as it ends; an
+out-of-memory error ends the run (status "oom" with the step). Last line: one JSON object
+    {"workload", "status", "steps", "failed_step", "seconds", "peak_allocated", "peak_reserved",
+     "pool_reserved_high", "pool_used_high", "allocator_backend", "alloc_conf"}
+where seconds is the wall time of the steps (model build and warm-up excluded), peak_allocated /
+peak_reserved are torch.cuda.max_memory_allocated() / max_memory_reserved(), and pool_* are the
+device's default memory pool's ReservedMemHigh / UsedMemHigh read through the process's global
+symbol scope (under `cudefrag run` the arena answers them: its peak physical and peak live
+bytes; without the shim they describe the driver's pool, unused by the native allocator).
+"""
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# (height, width, batch) in pixels, the order a user queues them in.
+DIFFUSION_SERIES = [(512, 512, 1), (768, 768, 1), (512, 512, 4), (1024, 1024, 1),
+                    (640, 960, 2), (1024, 1024, 2), (768, 1152, 1), (512, 512, 2)]
+# (prompt tokens, batch)
+TRANSFORMER_SERIES = [(128, 1), (1024, 1), (512, 4), (2048, 1), (64, 8), (1536, 2), (256, 2)]
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.n1 = nn.GroupNorm(32, cin)
+        self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.n2 = nn.GroupNorm(32, cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x):
+        h = self.c1(F.silu(self.n1(x)))
+        h = self.c2(F.silu(self.n2(h)))
+        return self.skip(x) + h
+
+
+class SpatialAttention(nn.Module):
+    """Self-attention over all pixels of a feature map, written with matmuls so that the score
+    matrix is materialised as in attention without memory-efficient kernels."""
+
+    def __init__(self, channels, heads=8):
+        super().__init__()
+        self.norm = nn.GroupNorm(32, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        self.heads = heads
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        scores = torch.softmax(q.transpose(-2, -1) @ k / math.sqrt(c // self.heads), dim=-1)
+        y = (v @ scores.transpose(-2, -1)).reshape(b, c, h, w)
+        return x + self.out(y)
+
+
+class UNet(nn.Module):
+    def __init__(self, base):
+        super().__init__()
+        ch = [base, base * 2, base * 4]
+        self.inp = nn.Conv2d(4, ch[0], 3, padding=1)
+        self.down = nn.ModuleList([ResBlock(ch[0], ch[0]), ResBlock(ch[0], ch[1]),
+                                   ResBlock(ch[1], ch[2])])
+        self.attn = nn.ModuleList([nn.Identity(), SpatialAttention(ch[1]),
+                                   SpatialAttention(ch[2])])
+        self.mid = ResBlock(ch[2], ch[2])
+        self.up = nn.ModuleList([ResBlock(ch[2] * 2, ch[1]), ResBlock(ch[1] * 2, ch[0]),
+                                 ResBlock(ch[0] * 2, ch[0])])
+        self.out = nn.Conv2d(ch[0], 4, 3, padding=1)
+
+    def forward(self, x):
+        h = self.inp(x)
+        skips = []
+        for i, (block, attn) in enumerate(zip(self.down, self.attn)):
+            h = attn(block(h))
+            skips.append(h)
+            if i < 2:
+                h = F.avg_pool2d(h, 2)
+        h = self.mid(h)
+        for i, block in enumerate(self.up):
+            s = skips.pop()
+            if h.shape[-1] != s.shape[-1]:
+                h = F.interpolate(h, size=s.shape[-2:], mode="nearest")
+            h = block(torch.cat([h, s], dim=1))
+        return self.out(h)
+
+
+class Decoder(nn.Module):
+    """Latents (4 channels) to RGB at 8x the size, three 2x upsamplings, wide at low resolution
+    and narrow at high, as a VAE decoder is."""
+
+    def __init__(self, base):
+        super().__init__()
+        widths = [base * 4, base * 4, base * 2, base]
+        self.inp = nn.Conv2d(4, widths[0], 3, padding=1)
+        self.mid = nn.Sequential(ResBlock(widths[0], widths[0]), SpatialAttention(widths[0], heads=1))
+        self.stages = nn.ModuleList()
+        for i in range(3):
+            self.stages.append(nn.ModuleList([ResBlock(widths[i], widths[i + 1]),
+                                              nn.Conv2d(widths[i + 1], widths[i + 1], 3,
+                                                        padding=1)]))
+        self.out = nn.Sequential(nn.GroupNorm(32, widths[-1]), nn.SiLU(),
+                                 nn.Conv2d(widths[-1], 3, 3, padding=1))
+
+    def forward(self, z):
+        h = self.mid(self.inp(z))
+        for block, conv in self.stages:
+            h = block(h)
+            h = conv(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.out(h)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.n1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+        self.n2 = nn.LayerNorm(dim)
+        self.ff1 = nn.Linear(dim, 4 * dim, bias=False)
+        self.ff2 = nn.Linear(4 * dim, dim, bias=False)
+
+    def forward(self, x, cache):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.n1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
+        q, k, v = (y.transpose(1, 2) for y in (q, k, v))
+        if cache is not None:
+            k = torch.cat([cache[0], k], dim=2)  # a new, larger block every token
+            v = torch.cat([cache[1], v], dim=2)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(d // self.heads)
+        if t > 1:
+            mask = torch.ones(t, k.shape[2], device=x.device, dtype=torch.bool).tril(
+                k.shape[2] - t)
+            scores = scores.masked_fill(~mask, float("-inf"))
+        y = (torch.softmax(scores.float(), dim=-1).to(x.dtype) @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(y)
+        x = x + self.ff2(F.gelu(self.ff1(self.n2(x))))
+        return x, (k, v)
+
+
+class Transformer(nn.Module):
+    def __init__(self, dim, layers, heads, vocab):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.layers = nn.ModuleList([DecoderLayer(dim, heads) for _ in range(layers)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, tokens, caches):
+        x = self.embed(tokens)
+        new = []
+        for layer, cache in zip(self.layers, caches):
+            x, c = layer(x, cache)
+            new.append(c)
+        return self.head(self.norm(x[:, -1:])), new
+
+
+def pool_figures():
+    """The default pool's ReservedMemHigh and UsedMemHigh, through the global symbol scope (where
+    a preloaded shim's cudaMemPoolGetAttribute comes first); None when unreachable."""
+    try:
+        scope = ctypes.CDLL(None)
+        get_pool = scope.cudaDeviceGetDefaultMemPool
+        get_attr = scope.cudaMemPoolGetAttribute
+    except (OSError, AttributeError):
+        return None, None
+    pool = ctypes.c_void_p()
+    if get_pool(ctypes.byref(pool), torch.cuda.current_device()) != 0:
+        return None, None
+    values = []
+    for attr in (6, 8):  # cudaMemPoolAttrReservedMemHigh, cudaMemPoolAttrUsedMemHigh
+        v = ctypes.c_uint64()
+        values.append(v.value if get_attr(pool, attr, ctypes.byref(v)) == 0 else None)
+    return values[0], values[1]
+
+
+def diffusion_steps(scale, device):
+    base = int(128 * scale) // 32 * 32 or 32
+    unet = UNet(base).to(device, torch.float16).eval()
+    decoder = Decoder(base).to(device, torch.float16).eval()
+
+    def step(h, w, batch, sampler_steps=4):
+        latents = torch.randn(batch, 4, h // 8, w // 8, device=device, dtype=torch.float16)
+        for _ in range(sampler_steps):
+            latents = latents - 0.1 * unet(latents)
+        image = decoder(latents)
+        return float(image.float().mean())
+
+    return [(f"{h}x{w}x{b}", (lambda h=h, w=w, b=b: step(h, w, b)))
+            for h, w, b in DIFFUSION_SERIES], lambda: step(256, 256, 1, 1)
+
+
+def transformer_steps(scale, device):
+    dim = int(2048 * scale) // 64 * 64 or 64
+    model = Transformer(dim, layers=12, heads=16, vocab=32000).to(device, torch.float16).eval()
+    new_tokens = 24
+
+    def step(prompt, batch):
+        tokens = torch.randint(0, 32000, (batch, prompt), device=device)
+        caches = [None] * len(model.layers)
+        logits, caches = model(tokens, caches)
+        out = []
+        for _ in range(new_tokens):
+            nxt = logits.argmax(dim=-1)
+            out.append(nxt)
+            logits, caches = model(nxt, caches)
+        return int(torch.cat(out, dim=1).sum())
+
+    return [(f"prompt{p}x{b}", (lambda p=p, b=b: step(p, b))) for p, b in TRANSFORMER_SERIES], \
+        lambda: step(16, 1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workload", choices=["diffusion", "transformer"])
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="model width factor (1.0: the sizes in the results file)")
+    parser.add_argument("--json-out", help="also write the last line's JSON to this file")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("workloads: no CUDA device", file=sys.stderr)
+        return 77
+    device = torch.device("cuda", 0)
+    torch.manual_seed(0)
+    make = diffusion_steps if args.workload == "diffusion" else transformer_steps
+    result = {"workload": args.workload, "status": "ok", "steps": 0, "failed_step": None,
+              "allocator_backend": torch.cuda.get_allocator_backend(),
+              "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")}
+    start = None
+    try:
+        with torch.inference_mode():
+            steps, warm_up = make(args.scale, device)
+            warm_up()
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for name, run in steps:
+                t0 = time.perf_counter()
+                run()
+                torch.cuda.synchronize()
+                result["steps"] += 1
+                print(f"workloads: {args.workload} step {name} ok "
+                      f"{time.perf_counter() - t0:.3f} s "
+                      f"allocated {torch.cuda.max_memory_allocated(device)} "
+                      f"reserved {torch.cuda.max_memory_reserved(device)}", flush=True)
+    except torch.cuda.OutOfMemoryError as e:
+        result["status"] = "oom"
+        result["failed_step"] = result["steps"]
+        print(f"workloads: {args.workload} out of memory: {str(e).splitlines()[0]}", flush=True)
+    result["seconds"] = round(time.perf_counter() - start, 4) if start is not None else None
+    result["peak_allocated"] = torch.cuda.max_memory_allocated(device)
+    result["peak_reserved"] = torch.cuda.max_memory_reserved(device)
+    result["pool_reserved_high"], result["pool_used_high"] = pool_figures()
+    line = json.dumps(result, sort_keys=True)
+    print(line, flush=True)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            f.write(line + "\n")
+    return 0 if result["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
