@@ -42,7 +42,9 @@ struct ArenaOptions {
   // twice the limit, so that freed ranges kept mapped never starve new ones of addresses.
   Bytes va_reservation{0};
   // Requests up to this size are packed into slabs; larger ones get their own range. 0: none.
-  // At most SizeClasses::kMaxThreshold (16 MiB).
+  // At most SizeClasses::kMaxThreshold (16 MiB). The shim passes CUDEFRAG_SMALL_MAX (8 MiB by
+  // default: a request of 1-8 MiB then wastes under 1/9 of its slot instead of up to half of a
+  // 2 MiB-rounded range); the unit tests are written around 1 MiB.
   Bytes small_threshold = MiB(1);
   // A cached range serves a request when it is larger by at most request / 2^slack_shift
   // (rounded down to the granularity): 3 bounds that waste at 12.5%.

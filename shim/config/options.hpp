@@ -52,6 +52,13 @@ class FixedString {
 inline constexpr std::size_t kMaxPath = 4096;
 using PathString = FixedString<kMaxPath>;
 
+// Requests up to this size are packed into slabs of size classes (waste < 1/9 of the slot);
+// larger ones get whole 2 MiB-granular handles, which wastes up to half of a 2.1 MiB request.
+// 8 MiB keeps the rounding of the tensors PyTorch's cudaMallocAsync backend asks for most
+// (weights and activations of 1-8 MiB) under 1/9; the arena supports up to 16 MiB.
+inline constexpr Bytes kDefaultSmallMax = MiB(8);
+inline constexpr Bytes kMaxSmallMax = MiB(16);
+
 // What the shim runs with. Defaults here are the documented defaults in kOptions.
 struct Config {
   Mode mode = Mode::kArena;
@@ -62,6 +69,7 @@ struct Config {
   bool hook_dlsym = true;
   PathString stats_file;  // set by the launcher; empty: none
   Stacks stacks = Stacks::kBoth;
+  Bytes small_max = kDefaultSmallMax;  // requests up to this size share slab pages
 };
 
 enum class Option : std::uint8_t {
@@ -73,8 +81,9 @@ enum class Option : std::uint8_t {
   kHookDlsym,
   kStatsFile,
   kStacks,
+  kSmallMax,
 };
-inline constexpr std::size_t kOptionCount = 8;
+inline constexpr std::size_t kOptionCount = 9;
 
 enum class Kind : std::uint8_t { kChoice, kBool, kBytes, kText };
 
@@ -151,6 +160,15 @@ inline constexpr std::array<OptionSpec, kOptionCount> kOptions{{
      "none, native, python, both",
      "Call stacks recorded with each traced allocation: native frames, Python frames (when the "
      "caller is Python), both, or none (cheapest)."},
+    {Option::kSmallMax,
+     "CUDEFRAG_SMALL_MAX",
+     "--small-max",
+     Kind::kBytes,
+     "8MiB",
+     {},
+     "a size up to 16MiB (units as for --limit); 0: every request gets whole pages of its own",
+     "Requests up to this size share 2-16 MiB slab pages in size classes (rounding waste under "
+     "1/9 of the slot); larger ones get whole 2 MiB pages of their own."},
 }};
 
 constexpr const OptionSpec& spec(Option o) {

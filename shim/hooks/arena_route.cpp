@@ -210,6 +210,20 @@ void arena_pool_trim(const void* pool, std::size_t keep) noexcept {
   publish_if_changed(owner->device, *owner->arena);
 }
 
+bool arena_make_room(DeviceOrdinal device, Bytes size) noexcept {
+  arena::Arena* a = existing_arena(device);
+  if (a == nullptr) return false;
+  const arena::ArenaFigures f = a->figures();
+  if (f.reclaimable.value == 0) return false;
+  const Bytes keep = f.physical > size ? f.physical - size : Bytes{};
+  (void)a->trim(keep);
+  const Bytes after = a->figures().physical;
+  if (after >= f.physical) return false;
+  trace_trim(device, f.physical - after, keep);
+  publish_if_changed(device, *a);
+  return true;
+}
+
 std::optional<CUresult> arena_address_range(CUdeviceptr* base, std::size_t* size,
                                             CUdeviceptr p) noexcept {
   const DevicePtr ptr{static_cast<std::uintptr_t>(p)};

@@ -70,6 +70,10 @@ std::optional<std::uint64_t> arena_pool_attribute(const void* pool, cudaMemPoolA
 void arena_pool_attribute_set(const void* pool, cudaMemPoolAttr attr, const void* value) noexcept;
 void arena_pool_trim(const void* pool, std::size_t keep) noexcept;
 
+// The program's own cuMemCreate found the device full: cudaMemGetInfo counted the arena's cache
+// as free, so release up to `size` of it. True when something was released (worth a retry).
+bool arena_make_room(DeviceOrdinal device, Bytes size) noexcept;
+
 // cuMemGetAddressRange on arena memory: the whole allocation; nullopt: not the arena's.
 std::optional<CUresult> arena_address_range(CUdeviceptr* base, std::size_t* size,
                                             CUdeviceptr p) noexcept;

@@ -6,6 +6,7 @@
 
 #include "shim/config/log.hpp"
 #include "shim/hooks/counters.hpp"
+#include "shim/hooks/foreign_hooks.hpp"
 #include "shim/hooks/shim_state.hpp"
 #include "shim/hooks/stream_refs.hpp"
 #include "shim/hooks/tracing.hpp"
@@ -80,6 +81,7 @@ arena::Arena* create(DeviceOrdinal d, DeviceState& s) noexcept {
     }
     arena::ArenaOptions options;
     options.limit = arena_limit();
+    options.small_threshold = active_config().small_max;
     std::unique_ptr<arena::Arena> made =
         arena::Arena::create(with_per_thread_streams(std::move(backend)), options, &why);
     if (made == nullptr) {
@@ -87,6 +89,7 @@ arena::Arena* create(DeviceOrdinal d, DeviceState& s) noexcept {
       s.start.store(Start::kFailed, std::memory_order_release);
       return nullptr;
     }
+    warn_about_foreign_allocator_hooks();
     made->set_listener([&s, d](const arena::ArenaEvent& e) {
       s.changed.store(true, std::memory_order_relaxed);
       trace_arena_event(d, e);

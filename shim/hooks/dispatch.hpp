@@ -429,11 +429,17 @@ CUresult dispatch_vmm(CUmemGenericAllocationHandle* handle, std::size_t size,
     report_missing(id);
     return missing_result(CUresult{});
   }
-  const CUresult r = real_fn(handle, size, prop, flags);
+  CUresult r = real_fn(handle, size, prop, flags);
+  const bool on_device = prop != nullptr && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE;
+  // PyTorch's expandable segments (or ComfyUI's own pager) create physical memory themselves,
+  // sized from cudaMemGetInfo, which counts the arena's cache as free: make that true.
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && scope.outermost() && on_device && arena_mode() &&
+      arena_make_room(DeviceOrdinal{prop->location.id}, Bytes{size})) {
+    r = real_fn(handle, size, prop, flags);
+  }
   if (scope.outermost()) {
     const bool ok = succeeded(r) && handle != nullptr;
     // Physical memory placed in host RAM is not device memory: counted as a call, not as live.
-    const bool on_device = prop != nullptr && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE;
     count_create(id, Bytes{size}, succeeded(r), ok ? *handle : 0,
                  on_device ? DeviceOrdinal{prop->location.id} : DeviceOrdinal{-1});
   }

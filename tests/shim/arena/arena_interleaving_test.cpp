@@ -91,7 +91,9 @@ Hooked make_hooked_arena(Bytes capacity, Bytes granularity, const ArenaOptions& 
 // (found by RandomOperationsKeepEveryPromise: after every block was freed, trim(0) left one slab
 // mapped).
 TEST(ArenaInterleaving, ASlotFreedWhileANewSlabIsBuiltLeavesTheSlabReclaimable) {
-  Hooked h = make_hooked_arena(MiB(4), KiB(64));
+  ArenaOptions options;
+  options.small_threshold = MiB(1);
+  Hooked h = make_hooked_arena(MiB(4), KiB(64), options);
   ASSERT_NE(h.arena, nullptr);
   Arena& arena = *h.arena;
   vmm::HostStream s;

@@ -34,6 +34,7 @@ struct FakeDriver {
   std::uint64_t (*calls)(const char*) = nullptr;
   void (*set_device)(int) = nullptr;
   void (*set_capturing)(int) = nullptr;
+  void (*fail_creates)(int) = nullptr;
 };
 
 const FakeDriver& fake_driver() {
@@ -46,6 +47,8 @@ const FakeDriver& fake_driver() {
           reinterpret_cast<decltype(f.set_device)>(dlsym(f.handle, "fake_cuda_set_device"));
       f.set_capturing =
           reinterpret_cast<decltype(f.set_capturing)>(dlsym(f.handle, "fake_cuda_set_capturing"));
+      f.fail_creates =
+          reinterpret_cast<decltype(f.fail_creates)>(dlsym(f.handle, "fake_cuda_fail_creates"));
     }
     return f;
   }();
@@ -132,6 +135,7 @@ class ArenaRouting : public ::testing::Test {
   static void SetUpTestSuite() {
     ASSERT_NE(fake_driver().calls, nullptr) << dlerror();
     ASSERT_NE(fake_driver().set_capturing, nullptr);
+    ASSERT_NE(fake_driver().fail_creates, nullptr);
   }
   void SetUp() override {
     reset_arenas_for_testing();
@@ -198,13 +202,14 @@ TEST_F(ArenaRouting, CountersAndStatsFileSeeArenaAllocations) {
   const std::uint64_t arena_live_before = c.arena_live_bytes;
   const std::uint64_t physical_before = c.arena_physical_bytes;
   void* p = nullptr;
-  ASSERT_EQ(cudaMalloc(&p, 5 * kMiB), cudaSuccess);
+  // Above the default CUDEFRAG_SMALL_MAX (8 MiB): a range of its own.
+  ASSERT_EQ(cudaMalloc(&p, 17 * kMiB), cudaSuccess);
   EXPECT_EQ(entry_count(HookId::cudaMalloc).calls - before.calls, 1U);
-  EXPECT_EQ(entry_count(HookId::cudaMalloc).bytes - before.bytes, 5 * kMiB);
-  // Granted: 5 MiB rounded up to the 2 MiB granularity.
-  EXPECT_EQ((device_count(DeviceOrdinal{0}).live - live_before.live).value, 6 * kMiB);
-  EXPECT_EQ(c.arena_live_bytes - arena_live_before, 6 * kMiB);
-  EXPECT_GE(c.arena_physical_bytes - physical_before, 6 * kMiB);
+  EXPECT_EQ(entry_count(HookId::cudaMalloc).bytes - before.bytes, 17 * kMiB);
+  // Granted: 17 MiB rounded up to the 2 MiB granularity.
+  EXPECT_EQ((device_count(DeviceOrdinal{0}).live - live_before.live).value, 18 * kMiB);
+  EXPECT_EQ(c.arena_live_bytes - arena_live_before, 18 * kMiB);
+  EXPECT_GE(c.arena_physical_bytes - physical_before, 18 * kMiB);
   EXPECT_GE(c.arena_peak_physical_bytes, c.arena_physical_bytes);
   ASSERT_EQ(cudaFree(p), cudaSuccess);
   EXPECT_EQ(device_count(DeviceOrdinal{0}).live, live_before.live);
@@ -332,6 +337,38 @@ TEST_F(ArenaRouting, MemInfoCountsCachedMemoryAsFree) {
 // The real cudaMemGetInfo asks the driver through cudart's table, which holds our
 // cuMemGetInfo: the nested call must hand back the driver's figures, or the outer one counts the
 // arena's cache a second time.
+// The program's own cuMemCreate (PyTorch's expandable segments) sized itself from
+// cudaMemGetInfo, which counts the arena's cache as free: when the driver says no, the cache
+// goes back to the driver and the call is tried once more.
+TEST_F(ArenaRouting, ProgramsOwnCuMemCreateGetsTheArenasCacheBack) {
+  void* p = nullptr;
+  ASSERT_EQ(cudaMalloc(&p, 64 * kMiB), cudaSuccess);
+  ASSERT_EQ(cudaFree(p), cudaSuccess);
+  arena::Arena* a = existing_arena(DeviceOrdinal{0});
+  const arena::ArenaFigures before = a->figures();
+  ASSERT_GE(before.reclaimable.value, 64 * kMiB);
+
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = 0;
+  CUmemGenericAllocationHandle handle = 0;
+  const auto creates = driver_calls("cuMemCreate");
+  fake_driver().fail_creates(1);
+  ASSERT_EQ(cuMemCreate(&handle, 32 * kMiB, &prop, 0), CUDA_SUCCESS);
+  EXPECT_EQ(driver_calls("cuMemCreate") - creates, 2U);  // refused, then granted
+  const arena::ArenaFigures after = a->figures();
+  EXPECT_LE(after.physical.value + 32 * kMiB, before.physical.value);
+  EXPECT_EQ(cuMemRelease(handle), CUDA_SUCCESS);
+
+  // Nothing cached: the refusal is the driver's, passed on after one call.
+  ASSERT_EQ(a->trim(Bytes{0}), vmm::Status::kOk);
+  fake_driver().fail_creates(1);
+  EXPECT_EQ(cuMemCreate(&handle, 32 * kMiB, &prop, 0), CUDA_ERROR_OUT_OF_MEMORY);
+  EXPECT_EQ(driver_calls("cuMemCreate") - creates, 3U);
+  fake_driver().fail_creates(0);
+}
+
 TEST_F(ArenaRouting, NestedMemInfoIsTheDriversAndTheCacheCountsOnce) {
   void* p = nullptr;
   ASSERT_EQ(cudaMalloc(&p, 64 * kMiB), cudaSuccess);
@@ -471,7 +508,7 @@ TEST_F(ArenaRouting, PeerAccessIsGrantedToArenaMappings) {
   const std::vector<DeviceOrdinal> with_peer{DeviceOrdinal{0}, DeviceOrdinal{1}};
   void* p = nullptr;
   void* small = nullptr;
-  ASSERT_EQ(cudaMalloc(&p, 4 * kMiB), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&p, 12 * kMiB), cudaSuccess);  // above CUDEFRAG_SMALL_MAX: a range
   ASSERT_EQ(cudaMalloc(&small, 4096), cudaSuccess);
   const auto before_peer = AccessRecorder::grants();
   ASSERT_EQ(before_peer.size(), 2U);  // the large range and the slab

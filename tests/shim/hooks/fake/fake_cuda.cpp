@@ -52,6 +52,7 @@ constinit CallLog<24> g_calls{{
 
 thread_local int t_device = 0;  // -1: no context current
 std::atomic<int> g_capturing{0};
+std::atomic<int> g_failing_creates{0};  // the next n cuMemCreate calls report out of memory
 
 CUresult alloc(const char* name, CUdeviceptr* p, std::size_t size) {
   g_calls.record(name);
@@ -150,6 +151,10 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, std::size_t size,
   g_calls.record("cuMemCreate");
   if (handle == nullptr) return CUDA_ERROR_INVALID_VALUE;
   if (size >= kFailingSize) return CUDA_ERROR_OUT_OF_MEMORY;
+  int failing = g_failing_creates.load();
+  while (failing > 0 && !g_failing_creates.compare_exchange_weak(failing, failing - 1)) {
+  }
+  if (failing > 0) return CUDA_ERROR_OUT_OF_MEMORY;
   *handle = next_fake_address();
   return CUDA_SUCCESS;
 }
@@ -220,6 +225,9 @@ void fake_cuda_reset() {
 }
 void fake_cuda_set_device(int device) {
   t_device = device;
+}
+void fake_cuda_fail_creates(int count) {
+  g_failing_creates.store(count);
 }
 void fake_cuda_set_capturing(int capturing) {
   g_capturing.store(capturing);
