@@ -2,8 +2,10 @@
 # Installs what cudefrag needs on Debian 12 (the CUDA 13 toolkit under /usr/local/cuda, cmake and
 # g++ are expected to be there). Safe to run again: it installs only what is missing.
 set -euo pipefail
+# clang + libclang-rt-14-dev: the reader's libFuzzer target (scripts/fuzz.sh); chromium: the HTML
+# report's screenshot test.
 packages=(ninja-build pkg-config libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-          libbenchmark-dev libunwind-dev libzstd-dev python3)
+          libbenchmark-dev libunwind-dev libzstd-dev python3 clang libclang-rt-14-dev chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,7 @@
 #include "analyzer/read/reader.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -65,8 +67,22 @@ TraceReader::TraceReader(const std::string& path) : path_(path) {
     fail(0, std::string("cannot open: ") + std::strerror(errno));
     return;
   }
+  // A directory opens and a pipe cannot seek; both would otherwise read as zeros and be
+  // called "not a cudefrag trace", which sends the user looking in the wrong place.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fail(0, "is a directory, not a trace file");
+    return;
+  }
   file_.seekg(0, std::ios::end);
-  file_size_ = static_cast<std::uint64_t>(file_.tellg());
+  const std::streamoff end = file_.tellg();
+  if (end < 0) {
+    fail(0,
+         "not a regular file (a pipe?): the reader needs to know the file's size; "
+         "save the trace to a file first");
+    return;
+  }
+  file_size_ = static_cast<std::uint64_t>(end);
   file_.seekg(0);
   read_header();
 }
@@ -91,6 +107,10 @@ bool TraceReader::read_header() {
       static_cast<std::size_t>(std::min<std::uint64_t>(file_size_, sizeof header_));
   std::array<std::byte, sizeof(format::FileHeader)> raw{};
   file_.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(have));
+  if (static_cast<std::size_t>(file_.gcount()) != have) {
+    fail(0, std::string("read error: ") + std::strerror(errno));
+    return false;
+  }
   const std::size_t magic_bytes = std::min(have, format::kFileMagic.size());
   if (std::memcmp(raw.data(), format::kFileMagic.data(), magic_bytes) != 0) {
     fail(0,

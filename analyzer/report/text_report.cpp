@@ -99,9 +99,10 @@ void site_lines(Out& out, const SiteRow& row, std::size_t indent) {
 std::string spark(std::uint64_t value, std::uint64_t max) {
   static constexpr const char* kLevels[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
   if (value == 0 || max == 0) return " ";
-  const auto level =
-      static_cast<std::size_t>(static_cast<double>(value) / static_cast<double>(max) * 7.999);
-  return kLevels[std::min<std::size_t>(level, 7)];
+  // Clamped before the cast: with --site the scale is the filtered live peak, and the physical
+  // line can exceed it by any factor (a float-to-integer overflow, found by the fuzzer).
+  const double ratio = std::min(static_cast<double>(value) / static_cast<double>(max), 1.0);
+  return kLevels[std::min<std::size_t>(static_cast<std::size_t>(ratio * 7.999), 7)];
 }
 
 void run_section(Out& out, const ReportData& d) {

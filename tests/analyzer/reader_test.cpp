@@ -3,7 +3,9 @@
 #include "analyzer/read/reader.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -87,6 +89,19 @@ class FileBuilder {
     append(std::as_bytes(std::span(&h, 1)));
     append(records);
     ++next_sequence_;
+    return *this;
+  }
+
+  // A block whose header says what `h` says about codec, sizes and record count (they may
+  // lie); magic, sequence and both checksums are right.
+  FileBuilder& block_with(format::BlockHeader h, const std::vector<std::byte>& payload) {
+    h.magic = format::kBlockMagic;
+    h.sequence = next_sequence_++;
+    h.payload_crc = trace::crc32c(payload);
+    h.header_crc = trace::crc32c(
+        std::as_bytes(std::span(&h, 1)).first(offsetof(format::BlockHeader, header_crc)));
+    append(std::as_bytes(std::span(&h, 1)));
+    append(payload);
     return *this;
   }
 
@@ -235,6 +250,67 @@ TEST(TraceReader, FirstRecordMustBeTheProcess) {
   const auto trace = read_trace(dir.file("noprocess"));
   EXPECT_EQ(trace.ending, Ending::kError);
   EXPECT_NE(trace.error.find("not the process record"), std::string::npos) << trace.error;
+}
+
+TEST(TraceReader, DirectoryIsRefusedByName) {
+  TempDir dir;
+  const auto trace = read_trace(dir.path().string());
+  EXPECT_EQ(trace.ending, Ending::kError);
+  EXPECT_NE(trace.error.find("offset 0: is a directory"), std::string::npos) << trace.error;
+}
+
+// `cudefrag report <(zcat run.trace.gz)`: a pipe has no size, so the reader cannot check block
+// sizes against the file; it says so rather than calling the trace "not a cudefrag trace".
+TEST(TraceReader, PipeIsRefusedWithTheReason) {
+  TempDir dir;
+  const auto bytes = file_bytes(make_trace(dir));
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::size_t n = std::min<std::size_t>(bytes.size(), 4096);  // fits the pipe's buffer
+  ASSERT_EQ(::write(fds[1], bytes.data(), n), static_cast<ssize_t>(n));
+  ::close(fds[1]);
+  const auto trace = read_trace("/proc/self/fd/" + std::to_string(fds[0]));
+  ::close(fds[0]);
+  EXPECT_EQ(trace.ending, Ending::kError);
+  EXPECT_NE(trace.error.find("offset 0: not a regular file"), std::string::npos) << trace.error;
+}
+
+// Length fields are checked against the format's limits before anything is allocated for
+// them: a block that claims gigabytes is refused even when its checksums are right.
+TEST(TraceReader, AbsurdBlockSizesAreRefusedBeforeAllocating) {
+  struct Case {
+    format::Codec codec;
+    std::uint32_t stored;
+    std::uint32_t raw;
+  };
+  const Case cases[] = {{format::Codec::kNone, 0xFFFFFFFF, 0xFFFFFFFF},
+                        {format::Codec::kZstd, 64, 0xFFFFFFFF},
+                        {format::Codec::kZstd, format::kMaxBlockStoredBytes + 1, 64},
+                        {format::Codec::kZstd, 64, format::kMaxBlockRawBytes + 1}};
+  TempDir dir;
+  for (const Case& c : cases) {
+    format::BlockHeader h{};
+    h.codec = c.codec;
+    h.stored_size = c.stored;
+    h.raw_size = c.raw;
+    h.record_count = 1;
+    FileBuilder().block_with(h, std::vector<std::byte>(64)).write(dir.file("absurd"));
+    const auto trace = read_trace(dir.file("absurd"));
+    EXPECT_EQ(trace.ending, Ending::kError) << c.stored << " " << c.raw;
+    EXPECT_NE(trace.error.find("has impossible sizes"), std::string::npos) << trace.error;
+  }
+}
+
+TEST(TraceReader, StackFrameCountsBeyondTheRecordAreMalformed) {
+  TempDir dir;
+  auto records = process_record();
+  add(records, format::StackRecord{{format::RecordType::kStack, 0}, 1, 65535, 65535, 0});
+  FileBuilder().block(records, 2).write(dir.file("stack"));
+  const auto trace = read_trace(dir.file("stack"));
+  EXPECT_EQ(trace.ending, Ending::kError);
+  EXPECT_NE(trace.error.find("record of type 11 at byte 36 of block 0 is malformed"),
+            std::string::npos)
+      << trace.error;
 }
 
 // A program killed at any moment leaves a prefix of the file: every prefix must read as the
