@@ -7,6 +7,11 @@ function(cudefrag_add_test)
   add_executable(${T_NAME} ${T_SOURCES})
   target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main cudefrag_common)
   cudefrag_warnings(${T_NAME})
-  # A hung test fails after 5 minutes instead of holding CI until its own limit.
-  gtest_discover_tests(${T_NAME} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300)
+  # A hung test fails after 5 minutes instead of holding CI until its own limit. LABELS goes in
+  # only when there are labels: an empty value would make TIMEOUT the label.
+  set(properties TIMEOUT 300)
+  if(T_LABELS)
+    list(APPEND properties LABELS "${T_LABELS}")
+  endif()
+  gtest_discover_tests(${T_NAME} DISCOVERY_TIMEOUT 60 PROPERTIES ${properties})
 endfunction()

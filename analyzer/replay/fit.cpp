@@ -1,0 +1,70 @@
+#include "analyzer/replay/fit.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace cudefrag::analyzer::replay {
+
+bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out) {
+  out = RunResult{};
+  const std::unique_ptr<Model> model = make_model(kind, cap);
+  std::unordered_map<std::uint64_t, Bytes> live;
+  Bytes live_bytes;
+  const bool ok = trace.replay([&](const Op& op) {
+    if (!op.alloc) {
+      const auto it = live.find(op.key);
+      if (it == live.end()) return true;
+      live_bytes -= it->second;
+      live.erase(it);
+      model->free(op.key, op.stream, op.legacy);
+      return true;
+    }
+    if (const auto old = live.find(op.key); old != live.end()) {
+      // Its free was lost (dropped records): free it here, as the traced run must have.
+      live_bytes -= old->second;
+      live.erase(old);
+      model->free(op.key, op.stream, op.legacy);
+    }
+    if (op.size.value == 0) return true;
+    if (!model->allocate(op.key, op.size, op.stream, op.legacy)) {
+      out.failure = Failure{op.time_ns, op.size, op.stack, op.entry, live_bytes, model->reserved()};
+      return false;
+    }
+    live.emplace(op.key, op.size);
+    live_bytes += op.size;
+    return true;
+  });
+  out.peak_reserved = model->peak_reserved();
+  return ok;
+}
+
+std::optional<Bytes> smallest_card(TraceOps& trace, ModelKind kind, Bytes unlimited_peak,
+                                   const FitOptions& options) {
+  const std::uint64_t step = options.step.value;
+  const auto steps_for = [&](Bytes need) {
+    return ((need + options.overhead).value + step - 1) / step;
+  };
+  bool ok = true;
+  const auto fits = [&](std::uint64_t k) {
+    RunResult r;
+    const Bytes card{k * step};
+    ok = run_model(trace, kind, card > options.overhead ? card - options.overhead : Bytes{}, r);
+    return !r.failure.has_value();
+  };
+  // No model holds less than the live bytes, so smaller cards cannot fit; a cap the model never
+  // reaches changes nothing, so hi fits (it leaves at least the unlimited peak).
+  std::uint64_t lo = std::max<std::uint64_t>(steps_for(trace.summary().peak_live), 1);
+  std::uint64_t hi = std::max(steps_for(unlimited_peak), lo);
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    if (fits(mid)) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+    if (!ok) return std::nullopt;
+  }
+  return Bytes{hi * step};
+}
+
+}  // namespace cudefrag::analyzer::replay

@@ -1,0 +1,52 @@
+// Runs a model over a trace under a cap, and finds the smallest card a run fits on.
+//
+// A card of C bytes leaves C minus the CUDA context's overhead to the allocator; the model gets
+// that as its cap. A run fits when no request fails. The smallest card is found by bisection
+// over multiples of the card step, between the peak live bytes plus the overhead (no allocator
+// can do with less) and the peak the model reaches with no cap plus the overhead (it never asks
+// for more, so it fits: a cap a model never reaches changes nothing it does). Bisection assumes
+// that a run that fits on a card fits on every larger one; a caching allocator can break that in
+// contrived cases (a larger card changes which segments are still cached when a request comes),
+// so the answer is the smallest card the bisection found to fit, not a proof that no smaller
+// one could.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "analyzer/replay/model.hpp"
+#include "analyzer/replay/trace_ops.hpp"
+
+namespace cudefrag::analyzer::replay {
+
+struct Failure {
+  std::uint64_t time_ns = 0;  // since the program started
+  Bytes size;                 // requested
+  std::uint32_t stack = 0;
+  std::uint16_t entry = 0;
+  Bytes live;      // requested bytes live when it failed
+  Bytes reserved;  // what the model held when it failed
+};
+
+struct RunResult {
+  Bytes peak_reserved;
+  std::optional<Failure> failure;  // the first request that failed; the run stops there
+};
+
+// Runs `kind` over the trace with `cap` bytes available. False when the trace cannot be read.
+bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out);
+
+struct FitOptions {
+  Bytes step = MiB(256);
+  Bytes overhead = MiB(512);  // the CUDA context's, taken from every card
+};
+
+// The smallest multiple of `step` on which the run fits; nullopt when the trace cannot be read.
+// `unlimited_peak`: the model's peak with no cap (run_model with a cap no card has).
+std::optional<Bytes> smallest_card(TraceOps& trace, ModelKind kind, Bytes unlimited_peak,
+                                   const FitOptions& options);
+
+// A cap larger than any card: what "no cap" means.
+inline constexpr Bytes kNoCap = GiB(1024);
+
+}  // namespace cudefrag::analyzer::replay

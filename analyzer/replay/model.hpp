@@ -1,0 +1,53 @@
+// The allocator models `cudefrag replay` drives with a trace's allocations and frees. Each model
+// answers one question: how much memory would this allocator have held from the driver, and
+// would it have failed, if the program had made these requests through it? docs/replay.md states
+// each model's rules and where they come from.
+//
+// Contract, for every model:
+// - allocate() is called with a key that is not live (the trace's address of the allocation) and
+//   a size > 0; free() with a key allocate() succeeded for. Streams are the trace's stream
+//   handles; `legacy` marks cudaMalloc/cudaFree-style calls (usable by every stream at once).
+// - The model never holds more than `cap` bytes from the driver. When a request would need more,
+//   it first does what the real allocator does before it reports out of memory (free cached
+//   segments, unmap free pages, reclaim...), and only then fails; a failed allocate() leaves
+//   every live allocation as it was.
+// - reserved() is what the model holds from the driver now; peak_reserved() its high-water mark.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "shim/common/units.hpp"
+
+namespace cudefrag::analyzer::replay {
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  virtual bool allocate(std::uint64_t key, Bytes size, std::uint64_t stream, bool legacy) = 0;
+  virtual void free(std::uint64_t key, std::uint64_t stream, bool legacy) = 0;
+  virtual Bytes reserved() const = 0;
+  virtual Bytes peak_reserved() const = 0;
+};
+
+enum class ModelKind : std::uint8_t {
+  kNative,      // PyTorch's caching allocator, default settings
+  kExpandable,  // PyTorch's caching allocator with expandable_segments:True
+  kAsyncPool,   // the driver's stream-ordered pool (PyTorch backend:cudaMallocAsync)
+  kArena,       // cudefrag's arena (the real one, on an accounting-only backend)
+};
+
+inline constexpr ModelKind kAllModels[] = {ModelKind::kNative, ModelKind::kExpandable,
+                                           ModelKind::kAsyncPool, ModelKind::kArena};
+
+// "native", "expandable", "async", "cudefrag": the names --model takes.
+std::string_view model_name(ModelKind kind);
+std::optional<ModelKind> model_from_name(std::string_view name);
+
+// `cap`: the most the model may hold from the driver (the card minus the CUDA context).
+std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap);
+
+}  // namespace cudefrag::analyzer::replay
