@@ -14,5 +14,8 @@ int run_command(std::span<char* const> args);
 int config_command(std::span<char* const> args);
 // `cudefrag report`: in the analyzer (analyzer/report/report_command.cpp).
 int report_command(std::span<char* const> args);
+// `cudefrag export` and `cudefrag replay` (analyzer/export/, analyzer/replay/).
+int export_command(std::span<char* const> args);
+int replay_command(std::span<char* const> args);
 
 }  // namespace cudefrag::launcher

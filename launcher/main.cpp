@@ -22,7 +22,12 @@ constexpr std::array kSubcommands{
                "run a program under libcudefrag.so and print what it allocated"},
     Subcommand{"config", cudefrag::launcher::config_command,
                "show the configuration variables (--markdown: as a table for the README)"},
-    Subcommand{"report", cudefrag::launcher::report_command, "summarise a trace (peaks, OOMs)"},
+    Subcommand{"report", cudefrag::launcher::report_command,
+               "summarise a trace (peaks, OOMs, call sites; --html, --json)"},
+    Subcommand{"export", cudefrag::launcher::export_command,
+               "convert a trace for Perfetto, PyTorch's memory_viz or RMM's replay"},
+    Subcommand{"replay", cudefrag::launcher::replay_command,
+               "replay a trace through models of other allocators: peak, smallest card"},
 };
 
 int usage(std::FILE* out, int code) {

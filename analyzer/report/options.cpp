@@ -29,6 +29,7 @@ const char* const kReportUsage =
     "\n"
     "options:\n"
     "  --json FILE       also write the same numbers as JSON to FILE ('-': JSON on stdout only)\n"
+    "  --html FILE       also write the report as one self-contained HTML page with charts\n"
     "  --device N        only CUDA device N\n"
     "  --from S          only events from S seconds after the program started\n"
     "  --to S            only events up to S seconds after the program started\n"
@@ -51,8 +52,8 @@ ParsedReportArgs parse_report_args(std::span<char* const> args) {
       parsed.help = true;
       return parsed;
     }
-    const bool takes_value = a == "--json" || a == "--device" || a == "--from" || a == "--to" ||
-                             a == "--site" || a == "--top" || a == "--buckets";
+    const bool takes_value = a == "--json" || a == "--html" || a == "--device" || a == "--from" ||
+                             a == "--to" || a == "--site" || a == "--top" || a == "--buckets";
     if (takes_value) {
       if (i + 1 >= args.size()) {
         parsed.error = std::string(a) + " needs a value";
@@ -63,6 +64,13 @@ ParsedReportArgs parse_report_args(std::span<char* const> args) {
       if (a == "--json") {
         ok = !v.empty();
         o.json = std::string(v);
+      } else if (a == "--html") {
+        if (v == "-") {
+          parsed.error = "--html writes to a file: give its name ('-' is not supported)";
+          return parsed;
+        }
+        ok = !v.empty();
+        o.html = std::string(v);
       } else if (a == "--device") {
         int device = 0;
         ok = parse_number(v, device) && device >= -1 && device <= 32767;
@@ -100,6 +108,10 @@ ParsedReportArgs parse_report_args(std::span<char* const> args) {
   }
   if (!have_trace) {
     parsed.error = "no trace given";
+    return parsed;
+  }
+  if (o.html && o.json && *o.html == *o.json) {
+    parsed.error = "--html and --json name the same file";
     return parsed;
   }
   if (o.from_s && o.to_s && *o.to_s < *o.from_s) {

@@ -12,6 +12,7 @@ namespace cudefrag::analyzer {
 struct ReportOptions {
   std::string trace;
   std::optional<std::string> json;  // a file, or "-" for stdout (then no text report)
+  std::optional<std::string> html;  // a file (the text or JSON on stdout is unchanged)
   std::optional<int> device;        // only this CUDA ordinal
   std::optional<double> from_s;     // seconds since the program started
   std::optional<double> to_s;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "analyzer/read/reader.hpp"
+#include "analyzer/report/html_report.hpp"
 #include "analyzer/report/json_report.hpp"
 #include "analyzer/report/progress.hpp"
 #include "analyzer/report/record_pipe.hpp"
@@ -27,6 +28,23 @@ std::uint64_t file_size(const std::string& path) {
 
 bool write_all(std::FILE* out, const std::string& text) {
   return std::fwrite(text.data(), 1, text.size(), out) == text.size() && std::fflush(out) == 0;
+}
+
+// Writes `text` to the file at `path`; false (with a message on `err`) when it cannot.
+bool write_file(const std::string& path, const std::string& text, std::FILE* err) {
+  std::FILE* file = std::fopen(path.c_str(), "w");
+  const bool ok = file != nullptr && write_all(file, text);
+  const int error = errno;
+  if (file != nullptr && std::fclose(file) != 0) {
+    std::fprintf(err, "cudefrag report: cannot write '%s': %s\n", path.c_str(),
+                 std::strerror(errno));
+    return false;
+  }
+  if (!ok) {
+    std::fprintf(err, "cudefrag report: cannot write '%s': %s\n", path.c_str(),
+                 std::strerror(error));
+  }
+  return ok;
 }
 
 }  // namespace
@@ -80,21 +98,12 @@ int report_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
         std::fprintf(err, "cudefrag report: cannot write the JSON: %s\n", std::strerror(errno));
         return kOutputFailed;
       }
-    } else {
-      std::FILE* file = std::fopen(options.json->c_str(), "w");
-      const bool ok = file != nullptr && write_all(file, json);
-      const int error = errno;
-      if (file != nullptr && std::fclose(file) != 0) {
-        std::fprintf(err, "cudefrag report: cannot write '%s': %s\n", options.json->c_str(),
-                     std::strerror(errno));
-        return kOutputFailed;
-      }
-      if (!ok) {
-        std::fprintf(err, "cudefrag report: cannot write '%s': %s\n", options.json->c_str(),
-                     std::strerror(error));
-        return kOutputFailed;
-      }
+    } else if (!write_file(*options.json, json, err)) {
+      return kOutputFailed;
     }
+  }
+  if (options.html && !write_file(*options.html, html_report(data), err)) {
+    return kOutputFailed;
   }
   return 0;
 }
