@@ -295,9 +295,13 @@ void Replay::alloc(const Event& e, std::uint64_t t) {
   const std::uint32_t stack = stacks_.stack_index(e.stack, e.entry);
   const bool counted = selected && (!options_.site || stacks_.matches(stack));
   if (e.result != 0) {
-    if (counting && counted) ++data_.counts.failed_allocations;
+    if (new_failure(e.thread, EventKind::kAlloc, e.entry, e.device) && counting) {
+      ++data_.counts.failed_allocations;
+    }
     return;
   }
+  // A success ends the thread's failed request, if one is waiting for its other record.
+  if (!last_failure_.empty()) last_failure_.erase(e.thread);
   bool existed = false;
   LiveAllocation& a = live_.insert(e.address, existed);
   if (existed) {
@@ -386,11 +390,26 @@ void Replay::counters(const format::CountersRecord& r, std::uint64_t t) {
   physical_changed(d, t);
 }
 
+bool Replay::new_failure(std::uint32_t thread, EventKind kind, std::uint16_t entry,
+                         std::int16_t device) {
+  const auto [it, inserted] = last_failure_.try_emplace(thread, LastFailure{kind, entry, device});
+  if (inserted) return true;
+  LastFailure& last = it->second;
+  if (last.kind != kind && last.entry == entry && last.device == device) {
+    last_failure_.erase(it);
+    return false;
+  }
+  last = LastFailure{kind, entry, device};
+  return true;
+}
+
 void Replay::oom(const format::OomRecord& r, std::uint64_t t) {
   DeviceState& d = device(r.device);
   d.physical = r.state.physical;
   d.has_physical = true;
+  const bool request = new_failure(r.thread, EventKind::kOom, r.entry, r.device);
   if (!in_range(t) || !device_selected(r.device)) return;
+  if (request) ++data_.counts.failed_allocations;
   physical_changed(d, t);
   ++data_.counts.ooms;
   ++entry(r.entry).ooms;

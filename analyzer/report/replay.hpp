@@ -8,12 +8,19 @@
 // Filters (ReportOptions): the replay always follows the whole trace, so the live set at the
 // start of a time range is right; the numbers count only events inside the range, of the
 // selected device, and (for allocations) of matching call sites. Physical memory belongs to the
-// arena, so the site filter does not apply to it.
+// arena, so the site filter does not apply to it, nor to failed requests (they hold no memory;
+// the out-of-memory list is not filtered by site either).
+//
+// A failed allocation is one failed request, counted once whichever records carry it: an alloc
+// record with a non-zero result, an OOM record, or both (the OOM record and then the failed
+// alloc record of the same call, or the other way round: same thread, entry point and device,
+// one right after the other among that thread's failures). So failed allocations >= OOMs.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "analyzer/read/reader.hpp"
@@ -72,6 +79,8 @@ class Replay {
   void free(const Event& e, std::uint64_t t);
   void arena(const Event& e, std::uint64_t t);
   void oom(const format::OomRecord& r, std::uint64_t t);
+  // False when this failure is the second record of a request already seen (see the top).
+  bool new_failure(std::uint32_t thread, EventKind kind, std::uint16_t entry, std::int16_t device);
   void counters(const format::CountersRecord& r, std::uint64_t t);
   void physical_changed(DeviceState& d, std::uint64_t t);
   void live_changed(DeviceState& d, std::uint64_t t);
@@ -112,6 +121,13 @@ class Replay {
   std::vector<EntryUse> entries_;
   std::array<SizeBucket, 65> sizes_{};
   std::vector<PendingOom> ooms_;
+  struct LastFailure {
+    EventKind kind = EventKind::kAlloc;
+    std::uint16_t entry = 0;
+    std::int16_t device = 0;
+  };
+  // By thread: its last failed request not yet paired with a record of the other kind.
+  std::unordered_map<std::uint32_t, LastFailure> last_failure_;
   std::vector<std::unique_ptr<SiteInfo>> sites_;  // by dense stack index, filled by finish()
 };
 

@@ -94,7 +94,9 @@ struct EventCounts {
   std::uint64_t blocks = 0;
   std::uint64_t allocations = 0;
   std::uint64_t frees = 0;
-  std::uint64_t failed_allocations = 0;  // alloc records with a non-zero result
+  // Failed requests, each counted once (a failed alloc record, an OOM record or both: replay.hpp);
+  // includes the OOMs.
+  std::uint64_t failed_allocations = 0;
   std::uint64_t arena_events = 0;
   std::uint64_t ooms = 0;
   std::uint64_t counters = 0;

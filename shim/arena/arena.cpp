@@ -266,8 +266,10 @@ ArenaStats Arena::Impl::stats() const {
   s.cached = s.mapped > s.live ? s.mapped - s.live : Bytes{};
   s.physical = Bytes{load(c.physical)};
   s.limit = limit;
-  Bytes total;
-  if (backend->mem_info(&s.backend_free, &total) != vmm::Status::kOk) s.backend_free = Bytes{};
+  if (backend->mem_info(&s.backend_free, &s.backend_total) != vmm::Status::kOk) {
+    s.backend_free = Bytes{};
+    s.backend_total = Bytes{};
+  }
   const Bytes headroom =
       std::min(s.physical < limit ? limit - s.physical : Bytes{}, s.backend_free);
   s.largest_allocatable = std::min(reclaimable_bytes() + headroom, limit);

@@ -13,23 +13,29 @@
 
 namespace cudefrag::arena {
 
+// One backend action may raise several events, each a different view of it: a new range mapped
+// from new memory is a kPhysicalCreate then a kMap; memory that sat in the cache and goes back
+// to the device is a kPhysicalRelease then a kCacheRelease.
 enum class ArenaEventKind : std::uint8_t {
-  kMap,           // a new range from newly created physical memory
-  kStitch,        // a new range that reuses physical memory unmapped from other ranges
-  kJoin,          // cached ranges joined or split to serve a request, without a backend call
-  kUnmap,         // a cached range or empty slab unmapped (reclaim or trim)
-  kCacheRelease,  // physical memory handed back to the device
-  kDeviceSync,    // a device-wide synchronize to fence parked (cudaFree'd) blocks
-  kTrim,          // trim() finished
-  kOutOfMemory,   // a request failed; `state` holds the arena's state at that moment
+  kMap,              // a new range from newly created physical memory
+  kStitch,           // a new range that reuses physical memory unmapped from other ranges
+  kJoin,             // cached ranges joined or split to serve a request, without a backend call
+  kUnmap,            // a cached range or empty slab unmapped (reclaim or trim)
+  kPhysicalCreate,   // physical memory created (size: bytes; handles: how many)
+  kPhysicalRelease,  // physical memory handed back to the device (size: bytes; handles)
+  kCacheRelease,     // of that, memory that was cached (size: bytes); `state` after it
+  kDeviceSync,       // a device-wide synchronize to fence parked (cudaFree'd) blocks
+  kTrim,             // trim() finished
+  kOutOfMemory,      // a request failed; `state` holds the arena's state at that moment
 };
 
 struct ArenaEvent {
   ArenaEventKind kind;
-  DevicePtr va;           // the range concerned (none for kCacheRelease, kDeviceSync, kTrim)
-  Bytes size;             // its size (kCacheRelease: bytes released; kOutOfMemory: request)
+  DevicePtr va;           // the range concerned (none for kPhysical*, kCacheRelease, kDeviceSync,
+                          // kTrim)
+  Bytes size;             // its size (kPhysical*, kCacheRelease: bytes; kOutOfMemory: request)
   std::uint32_t handles;  // physical handles involved
-  ArenaStats state;       // filled for kOutOfMemory and kTrim only
+  ArenaStats state;       // filled for kOutOfMemory, kCacheRelease and kTrim only
 };
 
 using ArenaListener = std::function<void(const ArenaEvent&)>;

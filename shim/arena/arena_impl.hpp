@@ -10,6 +10,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "shim/arena/arena.hpp"
@@ -55,8 +56,13 @@ struct Arena::Impl {
   // are released) and newly created memory.
   Range* build(Bytes size, Bytes max, std::vector<Piece> reuse, RangeState state, Bytes requested,
                vmm::Status* status);
+  // Creates `size` bytes of physical memory, in as few handles as the device gives, appended to
+  // `out` (also those created before a failure).
   vmm::Status create_pieces(Bytes size, std::vector<Piece>& out);
-  void release_pieces(const std::vector<Piece>& pieces);
+  vmm::Status create_new_pieces(Bytes size, std::vector<Piece>& out);
+  // Gives `pieces` back to the device; the first `cached` of them held memory of the cache
+  // (ranges or empty slabs unmapped by reclaim or trim), the others memory just created.
+  void release_pieces(std::span<const Piece> pieces, std::size_t cached);
   // Unmaps a range that is out of every cache, appends its handles to `freed` and recycles it.
   // False when the backend refuses (the range is left as it was).
   bool unmap_range(Range* r, std::vector<Piece>& freed);

@@ -177,7 +177,7 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   std::vector<Piece> freed;
   if (!reclaim(need, freed)) {
     // Victims unmapped before an unmap failed are out of every cache: give their memory back.
-    release_pieces(freed);
+    release_pieces(freed, freed.size());
     *status = vmm::Status::kOutOfMemory;
     return nullptr;
   }
@@ -339,20 +339,38 @@ bool Arena::Impl::unmap_range(Range* r, std::vector<Piece>& freed) {
 // ---------------------------------------------------------------------------------------------
 // Building a range
 
-void Arena::Impl::release_pieces(const std::vector<Piece>& pieces) {
+void Arena::Impl::release_pieces(std::span<const Piece> pieces, std::size_t cached) {
   if (pieces.empty()) return;
   Bytes released;
-  for (const Piece& p : pieces) {
+  Bytes from_cache;
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
     // A failed release leaks the handle in the driver but never corrupts the arena.
-    (void)backend->release(p.handle);
-    released += p.size;
+    (void)backend->release(pieces[i].handle);
+    released += pieces[i].size;
+    if (i < cached) from_cache += pieces[i].size;
   }
   sub(c.physical, released);
   bump(c.handles_released, pieces.size());
-  emit(ArenaEventKind::kCacheRelease, {}, released, pieces.size());
+  emit(ArenaEventKind::kPhysicalRelease, {}, released, pieces.size());
+  if (from_cache.value != 0 && listener) {
+    const ArenaStats s = stats();
+    emit(ArenaEventKind::kCacheRelease, {}, from_cache, std::min(cached, pieces.size()), &s);
+  }
 }
 
 vmm::Status Arena::Impl::create_pieces(Bytes size, std::vector<Piece>& out) {
+  const std::size_t before = out.size();
+  const vmm::Status status = create_new_pieces(size, out);
+  // Also what a failed request created before it failed: release_pieces() gives it back.
+  if (out.size() != before) {
+    Bytes created;
+    for (std::size_t i = before; i < out.size(); ++i) created += out[i].size;
+    emit(ArenaEventKind::kPhysicalCreate, {}, created, out.size() - before);
+  }
+  return status;
+}
+
+vmm::Status Arena::Impl::create_new_pieces(Bytes size, std::vector<Piece>& out) {
   Bytes left = size;
   Bytes chunk = size;
   while (left.value != 0) {
@@ -411,7 +429,7 @@ Range* Arena::Impl::build(Bytes size, Bytes max, std::vector<Piece> reuse, Range
     spare.push_back(use.back());
     use.pop_back();
   }
-  release_pieces(spare);
+  release_pieces(spare, spare.size());
 
   std::vector<Piece> pieces = use;
   const std::size_t reused = use.size();
@@ -422,7 +440,7 @@ Range* Arena::Impl::build(Bytes size, Bytes max, std::vector<Piece> reuse, Range
       *status = create_pieces(gap, pieces);
     }
     if (*status != vmm::Status::kOk) {
-      release_pieces(pieces);
+      release_pieces(pieces, reused);
       return nullptr;
     }
   }
@@ -430,7 +448,7 @@ Range* Arena::Impl::build(Bytes size, Bytes max, std::vector<Piece> reuse, Range
   const Bytes total = sum(pieces);
   const std::optional<std::uint64_t> at = va_free.take_best_fit(total / gran);
   if (!at) {
-    release_pieces(pieces);
+    release_pieces(pieces, reused);
     *status = vmm::Status::kOutOfMemory;
     return nullptr;
   }
@@ -446,7 +464,7 @@ Range* Arena::Impl::build(Bytes size, Bytes max, std::vector<Piece> reuse, Range
   if (*status != vmm::Status::kOk) {
     if (mapped.value != 0) (void)backend->unmap(va, mapped);
     va_free.insert(*at, total / gran);
-    release_pieces(pieces);
+    release_pieces(pieces, reused);
     return nullptr;
   }
 
@@ -540,7 +558,7 @@ vmm::Status Arena::Impl::trim(Bytes keep) {
       continue;
     }
     emit(ArenaEventKind::kUnmap, base, size, handles);
-    release_pieces(freed);
+    release_pieces(freed, freed.size());
   }
   bump(c.trims);
   if (listener) {

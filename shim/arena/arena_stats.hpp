@@ -27,8 +27,10 @@ struct ArenaStats {
   // unmapped and stitched, plus what can still be created within the limit and the device's
   // free memory. Partly filled slabs do not count: their free slots serve small requests only.
   Bytes largest_allocatable;
-  // The device's free memory as the driver reports it (memory of other users included).
+  // The device's free and total memory as the driver reports them (cuMemGetInfo; memory of
+  // other users included); both 0 when the backend cannot tell.
   Bytes backend_free;
+  Bytes backend_total;
 
   Bytes peak_live;
   Bytes peak_mapped;

@@ -26,6 +26,7 @@ trace::ArenaState state_of(const arena::ArenaStats& s) noexcept {
   t.limit = s.limit;
   t.largest_extent = s.largest_allocatable;
   t.driver_free = s.backend_free;
+  t.driver_total = s.backend_total;
   return t;
 }
 
@@ -96,6 +97,7 @@ void configure_tracing(const config::Config& c) noexcept {
     o.config = {
         {"mode", std::string(config::to_string(c.mode))},
         {"limit", std::to_string(c.limit.value)},
+        {"small_max", std::to_string(c.small_max.value)},
         {"stacks", std::string(config::to_string(c.stacks))},
         {"hook_dlsym", c.hook_dlsym ? "1" : "0"},
     };
@@ -153,8 +155,15 @@ void trace_arena_event(DeviceOrdinal device, const arena::ArenaEvent& e) noexcep
     case arena::ArenaEventKind::kUnmap:
       t.kind = trace::ArenaEventKind::kUnmap;
       break;
-    case arena::ArenaEventKind::kCacheRelease:
+    case arena::ArenaEventKind::kPhysicalCreate:
+      t.kind = trace::ArenaEventKind::kPhysicalCreate;
+      break;
+    case arena::ArenaEventKind::kPhysicalRelease:
       t.kind = trace::ArenaEventKind::kPhysicalRelease;
+      break;
+    case arena::ArenaEventKind::kCacheRelease:
+      t.kind = trace::ArenaEventKind::kCacheRelease;
+      t.bytes2 = e.state.cached;
       break;
     // A join changes no mapping; a device synchronize none either; trims are recorded by the
     // hook that asked for them (with the target), failures as out-of-memory records.

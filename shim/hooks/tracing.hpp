@@ -4,8 +4,11 @@
 // - Every allocation and free the hooks see, served by an arena or by CUDA, with its entry point,
 //   device, stream, address, requested and granted bytes, the result the program got, and the
 //   call stack CUDEFRAG_STACKS asks for (captured by the recorder).
-// - Arena events (mappings, stitches, unmaps, releases, trims) from each arena's listener, and
-//   its figures every second (the recorder's counters poll).
+// - Arena events from each arena's listener: mappings, stitches, unmaps, physical memory created
+//   and released, cached memory released; trims from the hook that asked for them (with the
+//   target). The arena's figures every second (the recorder's counters poll).
+// - Arena states (OOM, counters) carry the driver's free and total memory as the arena's backend
+//   reads them at that moment (cuMemGetInfo; the host backend's own capacity in tests).
 // - An allocation the arena refuses: the request and the arena's state, written to the file
 //   (flush_sync) before the error returns to the program.
 // When tracing is off every function here returns after one atomic load. Nothing here touches

@@ -40,6 +40,8 @@ constexpr int kOwnFrames = 2;
 // drops without waiting until the writer has drained its buffer).
 constexpr int kFullRetries = 50;
 constexpr timespec kFullRetryPause{0, 100'000};
+// How often close_at_exit() looks whether the writer thread and a write in progress are done.
+constexpr timespec kShutdownPause{0, 1'000'000};
 
 template <typename T>
 std::span<const std::byte> bytes_of(const T& value) {
@@ -164,9 +166,12 @@ struct Recorder::Impl {
   void drain_locked();
   void write_definitions();
   void fail(const std::string& message);
-  // Closes the trace. At exit (patience set) the writer thread is not joined and a write in
-  // progress is waited for at most `patience`.
+  // Closes the trace. At exit (patience set) the writer thread and a write in progress are
+  // waited for at most `patience` in all.
   void shutdown(std::optional<milliseconds> patience);
+  // Ends the writer thread: joins it, or, at exit, when it has not finished its loop by
+  // `deadline` (stuck in a write or in poll_counters), lets it go.
+  void stop_writer(std::optional<std::chrono::steady_clock::time_point> deadline);
   void mark(std::string_view text);
 
   const Options options;
@@ -182,8 +187,10 @@ struct Recorder::Impl {
   std::optional<PythonStacks> python;
   BufferRegistry buffers;
 
-  // Consumer state, under write_mutex.
-  std::timed_mutex write_mutex;
+  // Consumer state, under write_mutex. A plain mutex polled with try_lock() where a deadline
+  // applies: std::timed_mutex's try_lock_for goes through pthread_mutex_clocklock, which
+  // ThreadSanitizer does not see, so every access under it would be reported as a race.
+  std::mutex write_mutex;
   BlockWriter writer;
   Symbolizer symbolizer{strings, definitions};
   std::vector<BufferRegistry::Pending> pending;
@@ -194,6 +201,7 @@ struct Recorder::Impl {
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> signal_marks{0};
   std::atomic<bool> stop{false};
+  std::atomic<bool> writer_done{false};  // the writer thread has left its loop
   int wake_fd = -1;
   std::thread thread;
 };
@@ -304,6 +312,7 @@ void Recorder::Impl::writer_loop() {
     if (closed || writer.failed()) break;
     drain_locked();
   }
+  writer_done.store(true, std::memory_order_release);
 }
 
 void Recorder::Impl::mark(std::string_view text) {
@@ -362,14 +371,40 @@ void Recorder::Impl::fail(const std::string& message) {
   sink(message + "; tracing is off, the program runs on");
 }
 
-void Recorder::Impl::shutdown(std::optional<milliseconds> patience) {
-  enabled.store(false, std::memory_order_relaxed);
+void Recorder::Impl::stop_writer(std::optional<std::chrono::steady_clock::time_point> deadline) {
   stop.store(true, std::memory_order_release);
   if (wake_fd >= 0) wake();
-  if (!patience && thread.joinable()) thread.join();
+  if (!thread.joinable()) return;
+  // The writer thread itself may end the process (exit() from poll_counters): it cannot join
+  // itself.
+  if (thread.get_id() == std::this_thread::get_id()) {
+    thread.detach();
+    return;
+  }
+  if (deadline) {
+    while (!writer_done.load(std::memory_order_acquire) &&
+           std::chrono::steady_clock::now() < *deadline) {
+      nanosleep(&kShutdownPause, nullptr);
+    }
+    if (!writer_done.load(std::memory_order_acquire)) {
+      thread.detach();
+      return;
+    }
+  }
+  thread.join();
+}
+
+void Recorder::Impl::shutdown(std::optional<milliseconds> patience) {
+  enabled.store(false, std::memory_order_relaxed);
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (patience) deadline = std::chrono::steady_clock::now() + *patience;
+  stop_writer(deadline);
   std::unique_lock lock(write_mutex, std::defer_lock);
-  if (patience) {
-    if (!lock.try_lock_for(*patience)) return;
+  if (deadline) {
+    while (!lock.try_lock()) {
+      if (std::chrono::steady_clock::now() >= *deadline) return;
+      nanosleep(&kShutdownPause, nullptr);
+    }
   } else {
     lock.lock();
   }

@@ -217,8 +217,10 @@ class Recorder {
   // Writes what is buffered and an end record, stops the writer thread and closes the file.
   // Later record_* calls do nothing. Idempotent.
   void close();
-  // Like close() but neither joins the writer thread nor waits more than `patience` for a
-  // write in progress: for process exit, when other threads may still run.
+  // Like close() but waits at most `patience` in all for the writer thread to finish and for a
+  // write in progress: for process exit, when other threads may still run. A writer thread that
+  // has not finished by then is detached and left running; the recorder must then never be
+  // destroyed.
   void close_at_exit(std::chrono::milliseconds patience);
 
   // Async-signal-safe: asks the writer thread to add the mark "SIGUSR2" and to flush.

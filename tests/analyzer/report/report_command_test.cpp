@@ -134,6 +134,32 @@ TEST(ReportCommand, WarnsOfRecordsTooFarOutOfOrderAndOfLostFrees) {
   EXPECT_NE(r.out.find("peak live      300 B in 3 allocations"), std::string::npos) << r.out;
 }
 
+// A failed request counts once as a failed allocation, whether an OOM record (arena mode), a
+// failed alloc record (CUDA refused it) or both carry it; OOMs are the ones with an OOM record.
+TEST(ReportCommand, AFailedAllocationIsCountedOnceWhicheverRecordsCarryIt) {
+  TempDir dir;
+  {
+    TraceBuilder t(dir.file("t.trace"));
+    opening(t);
+    const format::ArenaStateFields state{};
+    constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
+    t.oom(10, s(0.1), 0, 0, kGiB, 0, state);  // the arena refused: the OOM record alone
+    t.oom(11, s(0.2), 0, 0, kGiB, 0, state);  // one request, both records
+    t.alloc(11, s(0.2), 0, 0, 0, kGiB, 0, 0, 2);
+    t.alloc(12, s(0.3), 0, 0, 0, kGiB, 0, 0, 2);  // CUDA refused: no OOM record
+    t.alloc(10, s(0.35), 0, 0, 0x1000, 100, 100, 0);
+    t.oom(10, s(0.4), 0, 0, kGiB, 0, state);  // thread 10 again: another request
+    t.end(s(0.5));
+  }
+  const Result r = report({"--json", dir.file("out.json"), dir.file("t.trace")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("1 allocation, 0 frees, 4 failed allocations"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 out-of-memory errors"), std::string::npos) << r.out;
+  const std::string json = read_file(dir.file("out.json"));
+  EXPECT_NE(json.find("\"failed_allocations\": 4"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"ooms\": 3"), std::string::npos) << json;
+}
+
 // Records whose fields hold anything at all (as a damaged but checksummed file could) make a
 // report, not a crash.
 TEST(ReportCommand, SurvivesArbitraryFieldValues) {
