@@ -663,27 +663,6 @@ fi
 fi  # want
 
 # ---------------------------------------------------------------------------------------------
-# The cost of the full trace on a PyTorch workload (goal: <= 1.03 x the run without it).
-if want trace_overhead; then
-log="$logs/trace_overhead.log"
-overhead_script="$repo/bench/trace/pytorch_trace_overhead.py"
-if [[ -z $launcher || ! -f $overhead_script ]]; then
-  record "trace overhead (PyTorch)" SKIP "needs the launcher and $overhead_script"
-elif ! limit=$(limit_for 90); then
-  record "trace overhead (PyTorch)" SKIP "out of time"
-else
-  run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher"
-  rc=$?
-  figure=$(grep -E "ratio" "$log" | tail -1)
-  if [[ $rc -eq 0 ]]; then
-    record "trace overhead (PyTorch)" PASS "${figure:-see logs/trace_overhead.log}"
-  else
-    record "trace overhead (PyTorch)" FAIL "${figure:-exit $rc}; see logs/trace_overhead.log"
-  fi
-fi
-fi  # want
-
-# ---------------------------------------------------------------------------------------------
 # Exports opened by their consumer: the memory_viz pickle of a trace recorded here, rendered by
 # PyTorch's own torch.cuda._memory_viz.
 if want exports; then
@@ -704,6 +683,28 @@ else
   fi
 fi
 fi  # want
+# ---------------------------------------------------------------------------------------------
+# The cost of the full trace on a PyTorch workload (goal: <= 1.03 x the run without it).
+if want trace_overhead; then
+log="$logs/trace_overhead.log"
+overhead_script="$repo/bench/trace/pytorch_trace_overhead.py"
+if [[ -z $launcher || ! -f $overhead_script ]]; then
+  record "trace overhead (PyTorch)" SKIP "needs the launcher and $overhead_script"
+elif ! limit=$(limit_for 90); then
+  record "trace overhead (PyTorch)" SKIP "out of time"
+else
+  run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher" \
+    --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 25 ? limit - 15 : 10))"
+  rc=$?
+  figure=$(grep -E "ratio" "$log" | tail -1)
+  if [[ $rc -eq 0 ]]; then
+    record "trace overhead (PyTorch)" PASS "${figure:-see logs/trace_overhead.log}"
+  else
+    record "trace overhead (PyTorch)" FAIL "${figure:-exit $rc}; see logs/trace_overhead.log"
+  fi
+fi
+fi  # want
+
 # ---------------------------------------------------------------------------------------------
 {
   echo "gpu_check $(date -u +%FT%TZ), steps took $((SECONDS - steps_started)) s, $failures failed"
