@@ -303,6 +303,17 @@ vmm::Status Arena::trim(Bytes keep) {
   return impl_->trim(keep);
 }
 
+void Arena::settle_frees() {
+  Impl& a = *impl_;
+  std::lock_guard lock(a.slow_mu);
+  a.fences.poll();
+  if (a.fences.parked_unfenced()) {
+    a.fence_everything();
+  } else {
+    a.promote_everything();
+  }
+}
+
 vmm::Status Arena::stream_destroyed(vmm::StreamRef stream) {
   std::lock_guard lock(impl_->slow_mu);
   return impl_->fences.retire(stream);

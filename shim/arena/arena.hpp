@@ -129,6 +129,11 @@ class Arena {
   // physical bytes or nothing more is releasable (cudaMemPoolTrimTo). Waits for outstanding frees
   // first, so that what the program freed can go.
   vmm::Status trim(Bytes keep);
+  // Makes what the program freed count in figures().reclaimable, as it would count as free
+  // without the shim: cudaFree'd memory not yet fenced costs one device synchronize (what
+  // cudaFree itself costs without the shim); stream-ordered frees are taken only when their
+  // stream's fence has passed, never waited for. For cudaMemGetInfo: not a hot path.
+  void settle_frees();
   // Call before destroying a stream the program freed memory on (see the contract above).
   vmm::Status stream_destroyed(vmm::StreamRef stream);
 

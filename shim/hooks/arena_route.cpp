@@ -149,6 +149,7 @@ MemInfo arena_mem_info(MemInfo driver) noexcept {
     if (limit.value != 0) out.free = std::min(out.free, limit);
     return out;
   }
+  a->settle_frees();
   const arena::ArenaFigures f = a->figures();
   out.free = driver.free + f.reclaimable;
   if (limit.value != 0) {

@@ -233,7 +233,9 @@ void run_random(const Config& cfg) {
   EXPECT_EQ(s.physical, backend_stats(*arena).device_bytes);
   EXPECT_LE(s.peak_physical, cfg.limit);
   // The run exercised what it is meant to.
-  if (cfg.expect_reclaims) EXPECT_GT(s.reclaims, 0u);
+  if (cfg.expect_reclaims) {
+    EXPECT_GT(s.reclaims, 0u);
+  }
   EXPECT_GT(s.events_recorded, 0u);
   EXPECT_GT(s.device_syncs, 0u);
   EXPECT_LT(failures.load(), static_cast<std::uint64_t>(cfg.threads * cfg.ops_per_thread / 10))
