@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "analyzer/export/export_command.hpp"
+#include "tests/analyzer/support/command_run.hpp"
 
 namespace cudefrag::analyzer {
 namespace {
@@ -23,51 +24,18 @@ namespace {
 const std::string kSource = CUDEFRAG_SOURCE_DIR;
 const std::string kDir = kSource + "/examples/traces";
 
+using testing::read_file;
+using testing::write_file;
+using Result = testing::CommandResult;
+
 bool regenerating() {
-  const char* v = std::getenv("CUDEFRAG_REGENERATE_GOLDEN");
-  return v != nullptr && std::string(v) == "1";
+  return testing::regenerating_golden();
 }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
-
-struct Result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
 
 // `cudefrag export ARGS` in this process, from the source directory (relative trace paths keep
 // the messages independent of the checkout's location).
 Result run_export(std::vector<std::string> args) {
-  const std::filesystem::path before = std::filesystem::current_path();
-  std::filesystem::current_path(kSource);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  char* out_text = nullptr;
-  char* err_text = nullptr;
-  std::size_t out_size = 0;
-  std::size_t err_size = 0;
-  FILE* out = open_memstream(&out_text, &out_size);
-  FILE* err = open_memstream(&err_text, &err_size);
-  Result r;
-  r.status = export_main(argv, out, err);
-  std::fclose(out);
-  std::fclose(err);
-  r.out.assign(out_text, out_size);
-  r.err.assign(err_text, err_size);
-  std::free(out_text);
-  std::free(err_text);
-  std::filesystem::current_path(before);
-  return r;
+  return testing::run_in_process(export_main, std::move(args), kSource);
 }
 
 class TempDir {

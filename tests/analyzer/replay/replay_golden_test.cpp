@@ -17,6 +17,7 @@
 #include "analyzer/replay/fit.hpp"
 #include "analyzer/replay/replay_command.hpp"
 #include "analyzer/replay/trace_ops.hpp"
+#include "tests/analyzer/support/command_run.hpp"
 
 namespace cudefrag::analyzer {
 namespace {
@@ -24,55 +25,21 @@ namespace {
 const std::string kSource = CUDEFRAG_SOURCE_DIR;
 const std::string kExpected = kSource + "/tests/analyzer/replay";
 
-bool regenerating() {
-  const char* v = std::getenv("CUDEFRAG_REGENERATE_GOLDEN");
-  return v != nullptr && std::string(v) == "1";
-}
+using testing::read_file;
+using Output = testing::CommandResult;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-struct Output {
-  int status = 0;
-  std::string out;
-  std::string err;
-};
-
-// Runs from the source directory with a relative trace path, so that the output names the trace
-// the same way on every machine.
+// From the source directory with a relative trace path, so that the output names the trace the
+// same way on every machine.
 Output run(std::vector<std::string> words) {
-  const auto cwd = std::filesystem::current_path();
-  std::filesystem::current_path(kSource);
-  std::vector<char*> args;
-  for (std::string& w : words) args.push_back(w.data());
-  char* out_buf = nullptr;
-  char* err_buf = nullptr;
-  std::size_t out_size = 0;
-  std::size_t err_size = 0;
-  FILE* out = open_memstream(&out_buf, &out_size);
-  FILE* err = open_memstream(&err_buf, &err_size);
-  Output o;
-  o.status = replay_main(args, out, err);
-  std::fclose(out);
-  std::fclose(err);
-  o.out.assign(out_buf, out_size);
-  o.err.assign(err_buf, err_size);
-  std::free(out_buf);
-  std::free(err_buf);
-  std::filesystem::current_path(cwd);
-  return o;
+  return testing::run_in_process(replay_main, std::move(words), kSource);
 }
 
 void check_golden(const std::string& name, const Output& o) {
   const std::string text = o.out + (o.err.empty() ? "" : "--- stderr\n" + o.err) + "--- exit " +
                            std::to_string(o.status) + "\n";
   const std::string path = kExpected + "/" + name;
-  if (regenerating()) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  if (testing::regenerating_golden()) {
+    testing::write_file(path, text);
     return;
   }
   EXPECT_EQ(text, read_file(path)) << "golden file " << path;

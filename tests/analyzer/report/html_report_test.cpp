@@ -22,6 +22,7 @@
 #include "analyzer/report/report_command.hpp"
 #include "analyzer/report/svg_chart.hpp"
 #include "tests/analyzer/report/trace_builder.hpp"
+#include "tests/analyzer/support/command_run.hpp"
 #include "tests/shim/trace/trace_files.hpp"
 
 namespace cudefrag::analyzer {
@@ -32,37 +33,11 @@ using trace::testing::TempDir;
 
 const std::string kSource = CUDEFRAG_SOURCE_DIR;
 
-struct Result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CommandResult;
+using testing::read_file;
 
 Result report(std::vector<std::string> args) {
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  char* out_text = nullptr;
-  char* err_text = nullptr;
-  std::size_t out_size = 0;
-  std::size_t err_size = 0;
-  FILE* out = open_memstream(&out_text, &out_size);
-  FILE* err = open_memstream(&err_text, &err_size);
-  Result r;
-  r.status = report_main(argv, out, err);
-  std::fclose(out);
-  std::fclose(err);
-  r.out.assign(out_text, out_size);
-  r.err.assign(err_text, err_size);
-  std::free(out_text);
-  std::free(err_text);
-  return r;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return testing::run_in_process(report_main, std::move(args));
 }
 
 bool contains(const std::string& text, const std::string& part) {
@@ -269,9 +244,8 @@ TEST(HtmlReport, GoldenOomPageIsWellFormedAndHasItsCharts) {
 TEST(HtmlReport, MatchesTheGoldenPage) {
   const std::string page = oom_page();
   const std::string path = kSource + "/examples/traces/oom.html.expected";
-  const char* regenerate = std::getenv("CUDEFRAG_REGENERATE_GOLDEN");
-  if (regenerate != nullptr && std::string(regenerate) == "1") {
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << page;
+  if (testing::regenerating_golden()) {
+    testing::write_file(path, page);
     GTEST_SKIP() << "regenerated " << path;
   }
   const std::string expected = read_file(path);

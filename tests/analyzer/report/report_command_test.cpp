@@ -1,6 +1,7 @@
 // `cudefrag report` end to end on traces made for one behaviour each, and the replay's peak
 // bookkeeping against a brute-force replay of a random trace.
 #include "analyzer/report/report_command.hpp"
+#include "tests/analyzer/support/command_run.hpp"
 
 #include <gtest/gtest.h>
 #include <stdio.h>
@@ -23,37 +24,11 @@ using trace::testing::TempDir;
 
 constexpr std::uint64_t kStart = 1'000'000'000;
 
-struct Result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CommandResult;
+using testing::read_file;
 
 Result report(std::vector<std::string> args) {
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  char* out_text = nullptr;
-  char* err_text = nullptr;
-  std::size_t out_size = 0;
-  std::size_t err_size = 0;
-  FILE* out = open_memstream(&out_text, &out_size);
-  FILE* err = open_memstream(&err_text, &err_size);
-  Result r;
-  r.status = report_main(argv, out, err);
-  std::fclose(out);
-  std::fclose(err);
-  r.out.assign(out_text, out_size);
-  r.err.assign(err_text, err_size);
-  std::free(out_text);
-  std::free(err_text);
-  return r;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return testing::run_in_process(report_main, std::move(args));
 }
 
 void opening(TraceBuilder& t) {

@@ -16,6 +16,7 @@
 
 #include "analyzer/report/report_command.hpp"
 #include "tests/analyzer/report/golden_traces.hpp"
+#include "tests/analyzer/support/command_run.hpp"
 #include "tests/shim/trace/trace_files.hpp"
 
 namespace cudefrag::analyzer {
@@ -24,20 +25,12 @@ namespace {
 const std::string kSource = CUDEFRAG_SOURCE_DIR;
 const std::string kDir = kSource + "/examples/traces";
 
+using testing::read_file;
+using testing::write_file;
+using Result = testing::CommandResult;
+
 bool regenerating() {
-  const char* v = std::getenv("CUDEFRAG_REGENERATE_GOLDEN");
-  return v != nullptr && std::string(v) == "1";
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  return testing::regenerating_golden();
 }
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
@@ -47,31 +40,9 @@ std::string replace_all(std::string text, const std::string& from, const std::st
   return text;
 }
 
-struct Result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
 // Runs the report in this process, as `cudefrag report ARGS`, capturing both streams.
-Result report(std::vector<std::string> args) {
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  char* out_text = nullptr;
-  char* err_text = nullptr;
-  std::size_t out_size = 0;
-  std::size_t err_size = 0;
-  FILE* out = open_memstream(&out_text, &out_size);
-  FILE* err = open_memstream(&err_text, &err_size);
-  Result run;
-  run.status = report_main(argv, out, err);
-  std::fclose(out);
-  std::fclose(err);
-  run.out.assign(out_text, out_size);
-  run.err.assign(err_text, err_size);
-  std::free(out_text);
-  std::free(err_text);
-  return run;
+Result report(std::vector<std::string> args, const std::string& cwd = {}) {
+  return testing::run_in_process(report_main, std::move(args), cwd);
 }
 
 TEST(GoldenTraces, AreWhatTheGeneratorWrites) {
@@ -103,11 +74,8 @@ TEST_P(ReportGolden, MatchesTheExpectedOutput) {
   std::vector<std::string> args = c.args;
   // A relative path, from the source directory: the report wraps long lines (a warning naming
   // the trace), so an absolute path would make the text depend on where the checkout lives.
-  const std::filesystem::path before = std::filesystem::current_path();
-  std::filesystem::current_path(kSource);
   args.push_back("examples/traces/" + c.trace);
-  const Result run = report(args);
-  std::filesystem::current_path(before);
+  const Result run = report(args, kSource);
   std::string shown = "$ cudefrag report";
   for (const std::string& a : args) shown += " " + a;
   std::string text = shown + "\n" + run.out;
