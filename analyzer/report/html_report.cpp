@@ -96,25 +96,6 @@ class Page {
   std::string text_;
 };
 
-std::string wall_clock(std::uint64_t ns) {
-  const auto seconds = static_cast<time_t>(ns / 1'000'000'000u);
-  tm utc{};
-  if (gmtime_r(&seconds, &utc) == nullptr) return "?";
-  char text[40];
-  strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
-  return text;
-}
-
-std::string device_name(const DeviceReport& d) {
-  std::string name = "device " + std::to_string(d.device);
-  if (!d.name.empty()) name += " (" + d.name + ")";
-  return name;
-}
-
-std::string count_of(std::uint64_t n, const char* one, const char* many) {
-  return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
 std::string hex(std::uint64_t value) {
   char text[24];
   std::snprintf(text, sizeof text, "0x%" PRIx64, value);

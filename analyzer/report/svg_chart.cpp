@@ -1,5 +1,7 @@
 #include "analyzer/report/svg_chart.hpp"
 
+#include "analyzer/report/text_units.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdarg>
@@ -17,22 +19,10 @@ constexpr double kCharWidth = 7.0;
 class Svg {
  public:
   [[gnu::format(printf, 2, 3)]] void f(const char* format, ...) {
-    char buffer[512];
     va_list args;
     va_start(args, format);
-    const int n = std::vsnprintf(buffer, sizeof buffer, format, args);
+    append_vformat(text_, format, args);
     va_end(args);
-    if (n < 0) return;
-    if (static_cast<std::size_t>(n) < sizeof buffer) {
-      text_.append(buffer, static_cast<std::size_t>(n));
-      return;
-    }
-    std::string big(static_cast<std::size_t>(n) + 1, '\0');
-    va_start(args, format);
-    std::vsnprintf(big.data(), big.size(), format, args);
-    va_end(args);
-    big.pop_back();
-    text_ += big;
   }
   void s(std::string_view text) { text_ += text; }
   // Escaped text from the caller.

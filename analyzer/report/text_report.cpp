@@ -20,22 +20,10 @@ constexpr std::size_t kMarksShown = 20;
 class Out {
  public:
   [[gnu::format(printf, 2, 3)]] void f(const char* format, ...) {
-    char buffer[1024];
     va_list args;
     va_start(args, format);
-    const int n = std::vsnprintf(buffer, sizeof buffer, format, args);
+    append_vformat(text_, format, args);
     va_end(args);
-    if (n < 0) return;
-    if (static_cast<std::size_t>(n) < sizeof buffer) {
-      text_.append(buffer, static_cast<std::size_t>(n));
-      return;
-    }
-    std::string big(static_cast<std::size_t>(n) + 1, '\0');
-    va_start(args, format);
-    std::vsnprintf(big.data(), big.size(), format, args);
-    va_end(args);
-    big.pop_back();
-    text_ += big;
   }
   void s(const std::string& text) { text_ += text; }
   std::string take() { return std::move(text_); }
@@ -43,25 +31,6 @@ class Out {
  private:
   std::string text_;
 };
-
-std::string wall_clock(std::uint64_t ns) {
-  const auto seconds = static_cast<time_t>(ns / 1'000'000'000u);
-  tm utc{};
-  if (gmtime_r(&seconds, &utc) == nullptr) return "?";
-  char text[40];
-  strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
-  return text;
-}
-
-std::string device_name(const DeviceReport& d) {
-  std::string name = "device " + std::to_string(d.device);
-  if (!d.name.empty()) name += " (" + d.name + ")";
-  return name;
-}
-
-std::string count_of(std::uint64_t n, const char* one, const char* many) {
-  return std::to_string(n) + " " + (n == 1 ? one : many);
-}
 
 // Words of `text` in lines of at most `width` columns, every line after the first indented by
 // `indent` spaces; a newline ends the last line.

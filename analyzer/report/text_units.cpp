@@ -1,7 +1,12 @@
 #include "analyzer/report/text_units.hpp"
 
+#include <time.h>
+
 #include <cinttypes>
+#include <cstdarg>
 #include <cstdio>
+
+#include "analyzer/report/report_data.hpp"
 
 namespace cudefrag::analyzer {
 
@@ -34,6 +39,41 @@ std::string percent_text(std::uint64_t part, std::uint64_t whole) {
   std::snprintf(text, sizeof text, "%.0f%%",
                 100.0 * static_cast<double>(part) / static_cast<double>(whole));
   return text;
+}
+
+std::string wall_clock(std::uint64_t ns) {
+  const auto seconds = static_cast<time_t>(ns / 1'000'000'000u);
+  tm utc{};
+  if (gmtime_r(&seconds, &utc) == nullptr) return "?";
+  char text[40];
+  strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return text;
+}
+
+std::string count_of(std::uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+std::string device_name(const DeviceReport& d) {
+  std::string name = "device " + std::to_string(d.device);
+  if (!d.name.empty()) name += " (" + d.name + ")";
+  return name;
+}
+
+void append_vformat(std::string& text, const char* format, std::va_list args) {
+  std::va_list again;
+  va_copy(again, args);
+  char buffer[1024];
+  const int n = std::vsnprintf(buffer, sizeof buffer, format, args);
+  if (n >= 0 && static_cast<std::size_t>(n) < sizeof buffer) {
+    text.append(buffer, static_cast<std::size_t>(n));
+  } else if (n >= 0) {
+    const std::size_t at = text.size();
+    text.resize(at + static_cast<std::size_t>(n) + 1);
+    std::vsnprintf(text.data() + at, static_cast<std::size_t>(n) + 1, format, again);
+    text.pop_back();
+  }
+  va_end(again);
 }
 
 }  // namespace cudefrag::analyzer

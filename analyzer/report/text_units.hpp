@@ -1,10 +1,13 @@
 // Numbers as the report prints them.
 #pragma once
 
+#include <cstdarg>
 #include <cstdint>
 #include <string>
 
 namespace cudefrag::analyzer {
+
+struct DeviceReport;
 
 // "0 B", "512 B", "1.5 KiB", "3.0 MiB", "24.0 GiB", "1.2 TiB".
 std::string bytes_text(std::uint64_t bytes);
@@ -14,5 +17,18 @@ std::string seconds_text(std::int64_t ns);
 
 // "42%" (rounded); "-" when the whole is 0.
 std::string percent_text(std::uint64_t part, std::uint64_t whole);
+
+// A wall-clock time in ns since the epoch: "2026-11-28 13:47:05 UTC" ("?" when out of range).
+std::string wall_clock(std::uint64_t ns);
+
+// "1 allocation", "3 allocations".
+std::string count_of(std::uint64_t n, const char* one, const char* many);
+
+// "device 0 (NVIDIA H200)", or "device 0" when the trace did not name it.
+std::string device_name(const DeviceReport& d);
+
+// vprintf into the end of `text`, whatever the length (for printf-like members of writers).
+[[gnu::format(printf, 2, 0)]] void append_vformat(std::string& text, const char* format,
+                                                  std::va_list args);
 
 }  // namespace cudefrag::analyzer
