@@ -28,28 +28,7 @@ void ExportPass::add(Record& record) {
       simple.payload = stream_index(m->stream);
     }
     push(simple);
-  } else if (const auto* o = std::get_if<format::OomRecord>(&record)) {
-    Event e;
-    e.kind = EventKind::kOom;
-    e.time_ns = o->time_ns;
-    e.thread = o->thread;
-    e.device = o->device;
-    e.payload = payloads_.put(*o);
-    push(e);
-  } else if (const auto* c = std::get_if<format::CountersRecord>(&record)) {
-    Event e;
-    e.kind = EventKind::kCounters;
-    e.time_ns = c->time_ns;
-    e.thread = 0;  // the writer thread's samples: no application thread has id 0
-    e.device = c->device;
-    e.payload = payloads_.put(*c);
-    push(e);
-  } else if (auto* mark = std::get_if<Mark>(&record)) {
-    Event e;
-    e.kind = EventKind::kMark;
-    e.time_ns = mark->time_ns;
-    e.thread = mark->thread;
-    e.payload = payloads_.put(std::move(*mark));
+  } else if (Event e; payload_event(record, payloads_, e)) {
     push(e);
   } else if (auto* stack = std::get_if<StackDef>(&record)) {
     context_.frames.add_stack(*stack);

@@ -35,4 +35,32 @@ bool simple_event(const Record& record, Event& e) {
   return false;
 }
 
+bool payload_event(Record& record, PayloadStore& store, Event& e) {
+  e = Event{};
+  if (const auto* o = std::get_if<format::OomRecord>(&record)) {
+    e.kind = EventKind::kOom;
+    e.time_ns = o->time_ns;
+    e.thread = o->thread;
+    e.device = o->device;
+    e.payload = store.put(*o);
+    return true;
+  }
+  if (const auto* c = std::get_if<format::CountersRecord>(&record)) {
+    e.kind = EventKind::kCounters;
+    e.time_ns = c->time_ns;
+    e.thread = 0;  // written by the writer thread; no application thread has id 0
+    e.device = c->device;
+    e.payload = store.put(*c);
+    return true;
+  }
+  if (auto* mark = std::get_if<Mark>(&record)) {
+    e.kind = EventKind::kMark;
+    e.time_ns = mark->time_ns;
+    e.thread = mark->thread;
+    e.payload = store.put(std::move(*mark));
+    return true;
+  }
+  return false;
+}
+
 }  // namespace cudefrag::analyzer

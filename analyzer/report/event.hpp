@@ -62,4 +62,8 @@ class PayloadStore {
   std::vector<std::uint32_t> free_;
 };
 
+// OOM, counters and mark records as an Event whose payload is parked in `store` (the record may
+// be moved from); false for other records.
+bool payload_event(Record& record, PayloadStore& store, Event& out);
+
 }  // namespace cudefrag::analyzer

@@ -138,28 +138,7 @@ EntryUse& Replay::entry(std::uint16_t id) {
 void Replay::add(Record& record) {
   if (Event simple; simple_event(record, simple)) {
     push(simple);
-  } else if (const auto* o = std::get_if<format::OomRecord>(&record)) {
-    Event e;
-    e.kind = EventKind::kOom;
-    e.time_ns = o->time_ns;
-    e.thread = o->thread;
-    e.device = o->device;
-    e.payload = payloads_.put(*o);
-    push(e);
-  } else if (const auto* c = std::get_if<format::CountersRecord>(&record)) {
-    Event e;
-    e.kind = EventKind::kCounters;
-    e.time_ns = c->time_ns;
-    e.thread = 0;  // written by the writer thread; no application thread has id 0
-    e.device = c->device;
-    e.payload = payloads_.put(*c);
-    push(e);
-  } else if (auto* mark = std::get_if<Mark>(&record)) {
-    Event e;
-    e.kind = EventKind::kMark;
-    e.time_ns = mark->time_ns;
-    e.thread = mark->thread;
-    e.payload = payloads_.put(std::move(*mark));
+  } else if (Event e; payload_event(record, payloads_, e)) {
     push(e);
   } else if (auto* stack = std::get_if<StackDef>(&record)) {
     stacks_.add_stack(std::move(*stack));
