@@ -154,34 +154,6 @@ void kv_row(Page& p, const char* key, const std::string& value) {
   p.s("</td></tr>");
 }
 
-std::vector<std::string> warnings(const ReportData& d) {
-  const EventCounts& c = d.counts;
-  std::vector<std::string> notes;
-  if (d.ending == "truncated") {
-    notes.push_back("the trace is cut short; reported up to its last whole block (" + d.warning +
-                    ")");
-  } else if (d.ending == "unfinished") {
-    notes.push_back("no end record: the program was killed, or is still running");
-  }
-  if (c.dropped_records != 0) {
-    notes.push_back(count_of(c.dropped_records, "record was", "records were") +
-                    " lost while tracing (the writer could not keep up): figures may be off");
-  }
-  if (c.late_records != 0) {
-    notes.push_back(count_of(c.late_records, "record", "records") +
-                    " arrived too far out of time order to be put in place; counted when read");
-  }
-  if (c.unknown_frees != 0) {
-    notes.push_back(count_of(c.unknown_frees, "free", "frees") +
-                    " of addresses never seen allocated (made before tracing started)");
-  }
-  if (c.replaced != 0) {
-    notes.push_back(count_of(c.replaced, "allocation", "allocations") +
-                    " at an address still live (its free was not recorded)");
-  }
-  return notes;
-}
-
 void header(Page& p, const ReportData& d) {
   p.s("<header><h1>cudefrag report</h1><p class=\"subtitle\">");
   p.e(d.options.trace);
@@ -265,7 +237,7 @@ void run_section(Page& p, const ReportData& d) {
     kv_row(p, "filters", html_escaped(filters));
   }
   p.s("</table>");
-  const std::vector<std::string> notes = warnings(d);
+  const std::vector<std::string> notes = report_warnings(d);
   if (!notes.empty()) {
     p.s("<ul class=\"warnings\">");
     for (const std::string& n : notes) {

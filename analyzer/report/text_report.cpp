@@ -125,29 +125,7 @@ void run_section(Out& out, const ReportData& d) {
     if (o.site) filters += ", call sites mentioning " + quoted(*o.site);
     out.f("  filters       %s\n", filters.c_str());
   }
-  std::vector<std::string> notes;
-  if (d.ending == "truncated") {
-    notes.push_back("the trace is cut short; reported up to its last whole block (" + d.warning +
-                    ")");
-  } else if (d.ending == "unfinished") {
-    notes.push_back("no end record: the program was killed, or is still running");
-  }
-  if (c.dropped_records != 0) {
-    notes.push_back(count_of(c.dropped_records, "record was", "records were") +
-                    " lost while tracing (the writer could not keep up): figures may be off");
-  }
-  if (c.late_records != 0) {
-    notes.push_back(count_of(c.late_records, "record", "records") +
-                    " arrived too far out of time order to be put in place; counted when read");
-  }
-  if (c.unknown_frees != 0) {
-    notes.push_back(count_of(c.unknown_frees, "free", "frees") +
-                    " of addresses never seen allocated (made before tracing started)");
-  }
-  if (c.replaced != 0) {
-    notes.push_back(count_of(c.replaced, "allocation", "allocations") +
-                    " at an address still live (its free was not recorded)");
-  }
+  const std::vector<std::string> notes = report_warnings(d);
   for (std::size_t i = 0; i < notes.size(); ++i) {
     out.f("  %-13s %s", i == 0 ? "warnings" : "", wrapped(notes[i], 16, 100).c_str());
   }

@@ -4,10 +4,12 @@
 #include <cstdarg>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cudefrag::analyzer {
 
 struct DeviceReport;
+struct ReportData;
 
 // "0 B", "512 B", "1.5 KiB", "3.0 MiB", "24.0 GiB", "1.2 TiB".
 std::string bytes_text(std::uint64_t bytes);
@@ -26,6 +28,10 @@ std::string count_of(std::uint64_t n, const char* one, const char* many);
 
 // "device 0 (NVIDIA H200)", or "device 0" when the trace did not name it.
 std::string device_name(const DeviceReport& d);
+
+// The report's warnings about the trace itself (cut short, records lost or out of order, frees
+// of unknown addresses), one sentence each; empty when there are none.
+std::vector<std::string> report_warnings(const ReportData& d);
 
 // vprintf into the end of `text`, whatever the length (for printf-like members of writers).
 [[gnu::format(printf, 2, 0)]] void append_vformat(std::string& text, const char* format,
