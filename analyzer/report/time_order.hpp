@@ -36,6 +36,8 @@ class TimeOrder {
   static constexpr std::uint64_t kInitialWindowNs = 1'000'000'000;
   static constexpr std::uint64_t kMaxWindowNs = 10'000'000'000;
   static constexpr std::size_t kDefaultMaxPending = std::size_t{1} << 18;  // 14 MiB of events
+  // Farthest a record found out of order within its thread is moved back (see Queue::push).
+  static constexpr std::size_t kMaxMoveBack = 1024;
 
   explicit TimeOrder(std::uint64_t window_ns = kInitialWindowNs,
                      std::uint64_t max_window_ns = kMaxWindowNs,
@@ -65,9 +67,13 @@ class TimeOrder {
       if (size_ == ring_.size()) grow();
       const std::size_t mask = ring_.size() - 1;
       // A thread's records are in time order; should one not be, it moves back to its place
-      // (except before the first, whose time the merge heap already holds).
+      // (except before the first, whose time the merge heap already holds), but by at most
+      // kMaxMoveBack places: a crafted file whose thread runs backwards would otherwise cost a
+      // walk of the whole queue per record. Beyond that it stays out of order and is counted
+      // late when released.
       std::size_t at = size_;
-      while (at > 1 && ring_[(head_ + at - 1) & mask].time_ns > event.time_ns) {
+      const std::size_t stop = size_ > kMaxMoveBack + 1 ? size_ - kMaxMoveBack : 1;
+      while (at > stop && ring_[(head_ + at - 1) & mask].time_ns > event.time_ns) {
         ring_[(head_ + at) & mask] = ring_[(head_ + at - 1) & mask];
         --at;
       }
