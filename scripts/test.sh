@@ -13,13 +13,14 @@ presets=("$@")
 jobs=$(nproc)
 for preset in "${presets[@]}"; do
   if [[ $preset == fuzz ]]; then
-    echo "=== fuzz: the trace reader, ${CUDEFRAG_FUZZ_SECONDS:-30} s"
+    echo "=== fuzz: the trace reader, ${CUDEFRAG_FUZZ_SECONDS:-30} s (at ${SECONDS} s)"
     scripts/fuzz.sh "${CUDEFRAG_FUZZ_SECONDS:-30}"
     continue
   fi
-  echo "=== ${preset}: configure and build"
+  echo "=== ${preset}: configure and build (at ${SECONDS} s)"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
-  echo "=== ${preset}: test"
+  echo "=== ${preset}: test (at ${SECONDS} s)"
   ctest --preset "$preset" --no-tests=error
 done
+echo "=== done in ${SECONDS} s"
