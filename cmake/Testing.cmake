@@ -2,6 +2,10 @@
 # One GoogleTest executable per unit under test; tests mirror the source tree.
 # Labels: "concurrent" (also run under ThreadSanitizer), "gpu" (skips without a GPU),
 # "nosan" (not run under sanitizers, e.g. tests that preload the shim into a child process).
+# Every test labelled "concurrent" is a dependency of this target, so the tsan preset builds only
+# what it runs (ctest --preset tsan runs that label).
+add_custom_target(cudefrag_concurrent_tests)
+
 function(cudefrag_add_test)
   cmake_parse_arguments(T "" "NAME" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
@@ -14,4 +18,7 @@ function(cudefrag_add_test)
     list(APPEND properties LABELS "${T_LABELS}")
   endif()
   gtest_discover_tests(${T_NAME} DISCOVERY_TIMEOUT 60 PROPERTIES ${properties})
+  if("concurrent" IN_LIST T_LABELS)
+    add_dependencies(cudefrag_concurrent_tests ${T_NAME})
+  endif()
 endfunction()
