@@ -63,8 +63,9 @@ class AccountingBackend final : public vmm::Backend {
     auto it = mappings_.find(va.value);
     if (it == mappings_.end()) return vmm::Status::kInvalidValue;
     while (it != mappings_.end() && it->first < end) {
+      // A mapping always names a live handle (map() checks it, release() keeps mapped ones).
       const auto h = handles_.find(it->second.handle);
-      if (--h->second.mappings == 0 && h->second.released) drop(h);
+      if (h != handles_.end() && --h->second.mappings == 0 && h->second.released) drop(h);
       it = mappings_.erase(it);
     }
     return vmm::Status::kOk;
