@@ -275,19 +275,7 @@ void peaks_table(Page& p, const DeviceReport& d, bool site_filter) {
   kv_row(p, "at the end",
          bytes_text(d.end_live) + " live in " +
              count_of(d.end_allocations, "allocation", "allocations"));
-  static constexpr const char* kArenaKinds[] = {"?",
-                                                "map",
-                                                "unmap",
-                                                "stitch",
-                                                "cache release",
-                                                "trim",
-                                                "physical create",
-                                                "physical release"};
-  std::string arena;
-  for (std::size_t k = 1; k < d.arena_events.size(); ++k) {
-    if (d.arena_events[k] == 0) continue;
-    arena += (arena.empty() ? "" : ", ") + std::to_string(d.arena_events[k]) + " " + kArenaKinds[k];
-  }
+  const std::string arena = arena_events_text(d);
   if (!arena.empty()) kv_row(p, "arena events", arena);
   p.s("</table>");
 }

@@ -157,20 +157,7 @@ void peaks_section(Out& out, const ReportData& data) {
     }
     out.f("    at the end     %s live in %s\n", bytes_text(d.end_live).c_str(),
           count_of(d.end_allocations, "allocation", "allocations").c_str());
-    static constexpr const char* kArenaKinds[] = {"?",
-                                                  "map",
-                                                  "unmap",
-                                                  "stitch",
-                                                  "cache release",
-                                                  "trim",
-                                                  "physical create",
-                                                  "physical release"};
-    std::string arena;
-    for (std::size_t k = 1; k < d.arena_events.size(); ++k) {
-      if (d.arena_events[k] == 0) continue;
-      arena +=
-          (arena.empty() ? "" : ", ") + std::to_string(d.arena_events[k]) + " " + kArenaKinds[k];
-    }
+    const std::string arena = arena_events_text(d);
     if (!arena.empty()) out.f("    arena events   %s\n", arena.c_str());
   }
 }

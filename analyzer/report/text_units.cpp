@@ -5,6 +5,8 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <iterator>
+#include <tuple>
 
 #include "analyzer/report/report_data.hpp"
 
@@ -102,6 +104,25 @@ std::vector<std::string> report_warnings(const ReportData& d) {
                     " at an address still live (its free was not recorded)");
   }
   return notes;
+}
+
+std::string arena_events_text(const DeviceReport& d) {
+  // By format::ArenaEventKind.
+  static constexpr const char* kKinds[] = {"?",
+                                           "map",
+                                           "unmap",
+                                           "stitch",
+                                           "cache release",
+                                           "trim",
+                                           "physical create",
+                                           "physical release"};
+  static_assert(std::size(kKinds) == std::tuple_size_v<decltype(d.arena_events)>);
+  std::string text;
+  for (std::size_t k = 1; k < d.arena_events.size(); ++k) {
+    if (d.arena_events[k] == 0) continue;
+    text += (text.empty() ? "" : ", ") + std::to_string(d.arena_events[k]) + " " + kKinds[k];
+  }
+  return text;
 }
 
 }  // namespace cudefrag::analyzer

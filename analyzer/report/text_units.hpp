@@ -29,6 +29,10 @@ std::string count_of(std::uint64_t n, const char* one, const char* many);
 // "device 0 (NVIDIA H200)", or "device 0" when the trace did not name it.
 std::string device_name(const DeviceReport& d);
 
+// "2 map, 2 physical create": the device's arena events by kind, in the format's order; empty
+// when there were none.
+std::string arena_events_text(const DeviceReport& d);
+
 // The report's warnings about the trace itself (cut short, records lost or out of order, frees
 // of unknown addresses), one sentence each; empty when there are none.
 std::vector<std::string> report_warnings(const ReportData& d);
