@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "shim/vmm/forwarding_backend.hpp"
+
 namespace cudefrag::hooks {
 namespace {
 
@@ -19,48 +21,15 @@ bool names_per_thread(std::uintptr_t s, bool per_thread_entry) noexcept {
   return s == kPerThread || (s == 0 && per_thread_entry);
 }
 
-class PerThreadStreamBackend final : public vmm::Backend {
+class PerThreadStreamBackend final : public vmm::ForwardingBackend {
  public:
-  explicit PerThreadStreamBackend(std::unique_ptr<vmm::Backend> inner) : inner_(std::move(inner)) {}
+  using ForwardingBackend::ForwardingBackend;
 
-  DeviceOrdinal device() const override { return inner_->device(); }
-  Bytes granularity() const override { return inner_->granularity(); }
-  vmm::Status reserve(Bytes size, Bytes alignment, DevicePtr* out) override {
-    return inner_->reserve(size, alignment, out);
-  }
-  vmm::Status unreserve(DevicePtr base, Bytes size) override {
-    return inner_->unreserve(base, size);
-  }
-  vmm::Status create(Bytes size, vmm::Location where, vmm::PhysHandle* out) override {
-    return inner_->create(size, where, out);
-  }
-  vmm::Status release(vmm::PhysHandle handle) override { return inner_->release(handle); }
-  vmm::Status map(DevicePtr va, Bytes size, vmm::PhysHandle handle, Bytes offset) override {
-    return inner_->map(va, size, handle, offset);
-  }
-  vmm::Status unmap(DevicePtr va, Bytes size) override { return inner_->unmap(va, size); }
-  vmm::Status set_access(DevicePtr va, Bytes size,
-                         std::span<const DeviceOrdinal> devices) override {
-    return inner_->set_access(va, size, devices);
-  }
-  vmm::Status mem_info(Bytes* free, Bytes* total) override { return inner_->mem_info(free, total); }
-  vmm::Status event_create(vmm::EventRef* out) override { return inner_->event_create(out); }
-  vmm::Status event_destroy(vmm::EventRef event) override { return inner_->event_destroy(event); }
   vmm::Status event_record(vmm::EventRef event, vmm::StreamRef stream) override {
-    if (!is_per_thread_token(stream)) return inner_->event_record(event, stream);
+    if (!is_per_thread_token(stream)) return inner().event_record(event, stream);
     if (stream != this_thread_stream_token()) return vmm::Status::kInvalidValue;
-    return inner_->event_record(event, vmm::StreamRef{reinterpret_cast<void*>(kPerThread)});
+    return inner().event_record(event, vmm::StreamRef{reinterpret_cast<void*>(kPerThread)});
   }
-  vmm::Status event_query(vmm::EventRef event, bool* completed) override {
-    return inner_->event_query(event, completed);
-  }
-  vmm::Status event_synchronize(vmm::EventRef event) override {
-    return inner_->event_synchronize(event);
-  }
-  vmm::Status device_synchronize() override { return inner_->device_synchronize(); }
-
- private:
-  std::unique_ptr<vmm::Backend> inner_;
 };
 
 }  // namespace
