@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "shim/arena/arena.hpp"
+#include "shim/vmm/forwarding_backend.hpp"
 #include "shim/vmm/host_backend.hpp"
 
 namespace cudefrag::arena {
@@ -16,55 +17,25 @@ namespace {
 
 // Forwards to a host backend. `before_create` runs (once) at the start of the next create();
 // unmap() fails with kBackendError from the `fail_unmap_at`-th call on (1-based; 0: never).
-class HookedBackend final : public vmm::Backend {
+class HookedBackend final : public vmm::ForwardingBackend {
  public:
-  explicit HookedBackend(std::unique_ptr<vmm::Backend> inner) : inner_(std::move(inner)) {}
+  using ForwardingBackend::ForwardingBackend;
 
-  vmm::HostBackendStats host_stats() const { return *vmm::host_backend_stats(*inner_); }
+  vmm::HostBackendStats host_stats() const { return *vmm::host_backend_stats(inner()); }
 
   std::function<void()> before_create;
   int fail_unmap_at = 0;
 
-  DeviceOrdinal device() const override { return inner_->device(); }
-  Bytes granularity() const override { return inner_->granularity(); }
-  vmm::Status reserve(Bytes size, Bytes alignment, DevicePtr* out) override {
-    return inner_->reserve(size, alignment, out);
-  }
-  vmm::Status unreserve(DevicePtr base, Bytes size) override {
-    return inner_->unreserve(base, size);
-  }
   vmm::Status create(Bytes size, vmm::Location where, vmm::PhysHandle* out) override {
     if (before_create) std::exchange(before_create, nullptr)();
-    return inner_->create(size, where, out);
-  }
-  vmm::Status release(vmm::PhysHandle handle) override { return inner_->release(handle); }
-  vmm::Status map(DevicePtr va, Bytes size, vmm::PhysHandle handle, Bytes offset) override {
-    return inner_->map(va, size, handle, offset);
+    return inner().create(size, where, out);
   }
   vmm::Status unmap(DevicePtr va, Bytes size) override {
     if (fail_unmap_at != 0 && ++unmaps_ >= fail_unmap_at) return vmm::Status::kBackendError;
-    return inner_->unmap(va, size);
+    return inner().unmap(va, size);
   }
-  vmm::Status set_access(DevicePtr va, Bytes size,
-                         std::span<const DeviceOrdinal> devices) override {
-    return inner_->set_access(va, size, devices);
-  }
-  vmm::Status mem_info(Bytes* free, Bytes* total) override { return inner_->mem_info(free, total); }
-  vmm::Status event_create(vmm::EventRef* out) override { return inner_->event_create(out); }
-  vmm::Status event_destroy(vmm::EventRef event) override { return inner_->event_destroy(event); }
-  vmm::Status event_record(vmm::EventRef event, vmm::StreamRef stream) override {
-    return inner_->event_record(event, stream);
-  }
-  vmm::Status event_query(vmm::EventRef event, bool* completed) override {
-    return inner_->event_query(event, completed);
-  }
-  vmm::Status event_synchronize(vmm::EventRef event) override {
-    return inner_->event_synchronize(event);
-  }
-  vmm::Status device_synchronize() override { return inner_->device_synchronize(); }
 
  private:
-  std::unique_ptr<vmm::Backend> inner_;
   int unmaps_ = 0;
 };
 

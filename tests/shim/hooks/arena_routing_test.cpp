@@ -16,6 +16,7 @@
 #include "shim/hooks/exports.hpp"
 #include "shim/hooks/hook_table.hpp"
 #include "shim/hooks/shim_state.hpp"
+#include "shim/vmm/forwarding_backend.hpp"
 #include "shim/vmm/host_backend.hpp"
 #include "tests/shim/hooks/fake/fake_control.hpp"
 
@@ -65,9 +66,9 @@ std::unique_ptr<vmm::Backend> host_backend(DeviceOrdinal device, vmm::Status* wh
 }
 
 // The host backend, remembering which devices each set_access call granted (peer access).
-class AccessRecorder final : public vmm::Backend {
+class AccessRecorder final : public vmm::ForwardingBackend {
  public:
-  explicit AccessRecorder(std::unique_ptr<vmm::Backend> inner) : inner_(std::move(inner)) {}
+  using ForwardingBackend::ForwardingBackend;
   static std::vector<std::vector<DeviceOrdinal>> grants() {
     const std::lock_guard lock(mutex());
     return log();
@@ -77,36 +78,13 @@ class AccessRecorder final : public vmm::Backend {
     log().clear();
   }
 
-  DeviceOrdinal device() const override { return inner_->device(); }
-  Bytes granularity() const override { return inner_->granularity(); }
-  vmm::Status reserve(Bytes s, Bytes a, DevicePtr* out) override {
-    return inner_->reserve(s, a, out);
-  }
-  vmm::Status unreserve(DevicePtr b, Bytes s) override { return inner_->unreserve(b, s); }
-  vmm::Status create(Bytes s, vmm::Location w, vmm::PhysHandle* out) override {
-    return inner_->create(s, w, out);
-  }
-  vmm::Status release(vmm::PhysHandle h) override { return inner_->release(h); }
-  vmm::Status map(DevicePtr va, Bytes s, vmm::PhysHandle h, Bytes o) override {
-    return inner_->map(va, s, h, o);
-  }
-  vmm::Status unmap(DevicePtr va, Bytes s) override { return inner_->unmap(va, s); }
   vmm::Status set_access(DevicePtr va, Bytes s, std::span<const DeviceOrdinal> d) override {
     {
       const std::lock_guard lock(mutex());
       log().emplace_back(d.begin(), d.end());
     }
-    return inner_->set_access(va, s, d);
+    return inner().set_access(va, s, d);
   }
-  vmm::Status mem_info(Bytes* f, Bytes* t) override { return inner_->mem_info(f, t); }
-  vmm::Status event_create(vmm::EventRef* out) override { return inner_->event_create(out); }
-  vmm::Status event_destroy(vmm::EventRef e) override { return inner_->event_destroy(e); }
-  vmm::Status event_record(vmm::EventRef e, vmm::StreamRef s) override {
-    return inner_->event_record(e, s);
-  }
-  vmm::Status event_query(vmm::EventRef e, bool* c) override { return inner_->event_query(e, c); }
-  vmm::Status event_synchronize(vmm::EventRef e) override { return inner_->event_synchronize(e); }
-  vmm::Status device_synchronize() override { return inner_->device_synchronize(); }
 
  private:
   static std::mutex& mutex() {
@@ -117,7 +95,6 @@ class AccessRecorder final : public vmm::Backend {
     static std::vector<std::vector<DeviceOrdinal>> l;
     return l;
   }
-  std::unique_ptr<vmm::Backend> inner_;
 };
 
 std::unique_ptr<vmm::Backend> recording_backend(DeviceOrdinal device, vmm::Status* why) {
