@@ -250,7 +250,22 @@ bool arena_refuses_ipc(const void* p) noexcept {
 }
 
 void arena_peer_enabled(int peer) noexcept {
-  if (const auto device = context_device()) enable_peer(*device, DeviceOrdinal{peer});
+  if (const auto device = context_device()) enable_peer(DeviceOrdinal{peer}, *device);
+}
+
+void arena_pool_access(const void* pool, const cudaMemAccessDesc* descs,
+                       std::size_t count) noexcept {
+  if (descs == nullptr) return;
+  // The pool's device may have no arena yet: enable_peer() then grants at its start.
+  const std::optional<DeviceOrdinal> device = default_pool_device(pool);
+  if (!device) return;
+  for (std::size_t i = 0; i < count; ++i) {
+    const cudaMemAccessDesc& d = descs[i];
+    if (d.location.type != cudaMemLocationTypeDevice || d.flags == cudaMemAccessFlagsProtNone) {
+      continue;
+    }
+    enable_peer(*device, DeviceOrdinal{d.location.id});
+  }
 }
 
 void arena_stream_destroyed(const void* stream) noexcept {

@@ -69,6 +69,11 @@ std::optional<std::uint64_t> arena_pool_attribute(const void* pool, cudaMemPoolA
 // After the real cudaMemPoolSetAttribute succeeded.
 void arena_pool_attribute_set(const void* pool, cudaMemPoolAttr attr, const void* value) noexcept;
 void arena_pool_trim(const void* pool, std::size_t keep) noexcept;
+// After the real cudaMemPoolSetAccess succeeded: each device given read or read-write access to
+// a default pool the arena replaces gets access to the arena's mappings (never taken away: the
+// arena grants access, it does not revoke it).
+void arena_pool_access(const void* pool, const cudaMemAccessDesc* descs,
+                       std::size_t count) noexcept;
 
 // The program's own cuMemCreate found the device full: cudaMemGetInfo counted the arena's cache
 // as free, so release up to `size` of it. True when something was released (worth a retry).
@@ -79,7 +84,8 @@ std::optional<CUresult> arena_address_range(CUdeviceptr* base, std::size_t* size
                                             CUdeviceptr p) noexcept;
 // Whether `p` is arena memory, which legacy IPC cannot export (logged once).
 bool arena_refuses_ipc(const void* p) noexcept;
-// After the real cudaDeviceEnablePeerAccess succeeded.
+// After the real cudaDeviceEnablePeerAccess(peer) succeeded on the current device: the current
+// device may now touch `peer`'s memory, so `peer`'s arena grants it access.
 void arena_peer_enabled(int peer) noexcept;
 // Before the real stream destroy.
 void arena_stream_destroyed(const void* stream) noexcept;

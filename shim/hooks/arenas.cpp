@@ -190,6 +190,17 @@ void* default_pool(DeviceOrdinal device) noexcept {
   return pool;
 }
 
+std::optional<DeviceOrdinal> default_pool_device(const void* pool) noexcept {
+  if (pool == nullptr) return std::nullopt;
+  // cuDeviceGet fails past the last device, and default_pool() answers nullptr then.
+  for (int d = 0; valid(DeviceOrdinal{d}); ++d) {
+    void* p = default_pool(DeviceOrdinal{d});
+    if (p == nullptr) break;
+    if (p == pool) return DeviceOrdinal{d};
+  }
+  return std::nullopt;
+}
+
 std::optional<OwnedBy> default_pool_arena(const void* pool) noexcept {
   if (pool == nullptr) return std::nullopt;
   const int bound = arena_device_bound();

@@ -52,6 +52,8 @@ void for_each_arena(F&& f) noexcept {
 // The device's default memory pool (cudaDeviceGetDefaultMemPool), asked of the driver once;
 // nullptr when the driver cannot say.
 void* default_pool(DeviceOrdinal device) noexcept;
+// The device whose default pool is `pool`, whether or not it has an arena yet.
+std::optional<DeviceOrdinal> default_pool_device(const void* pool) noexcept;
 // The device whose default pool is `pool`, among devices that have an arena.
 std::optional<OwnedBy> default_pool_arena(const void* pool) noexcept;
 
@@ -59,8 +61,9 @@ std::optional<OwnedBy> default_pool_arena(const void* pool) noexcept;
 void remember_release_threshold(DeviceOrdinal device, std::uint64_t value) noexcept;
 std::optional<std::uint64_t> release_threshold(DeviceOrdinal device) noexcept;
 
-// cudaDeviceEnablePeerAccess succeeded on `device` for `peer`: its arena (now, or when it is
-// created) grants the peer access to every mapping.
+// `peer` may touch `device`'s memory (cudaDeviceEnablePeerAccess(device) called on `peer`, or
+// cudaMemPoolSetAccess on `device`'s default pool for `peer`): `device`'s arena, now or when it
+// is created, grants `peer` access to every mapping.
 void enable_peer(DeviceOrdinal device, DeviceOrdinal peer) noexcept;
 
 // After an arena call: if the arena's slow path changed what it holds, copies its figures

@@ -369,6 +369,17 @@ cudaError_t dispatch_pool(cudaMemPool_t pool, std::size_t keep) noexcept {
   return forward_counted<id>(pool, keep);
 }
 
+// cudaMemPoolSetAccess on a default pool the arena replaces: the arena grants the devices the
+// same access to its mappings. PyTorch's cudaMallocAsync backend enables peer copies this way,
+// without cudaDeviceEnablePeerAccess.
+template <HookId id>
+cudaError_t dispatch_pool(cudaMemPool_t pool, const cudaMemAccessDesc* descs,
+                          std::size_t count) noexcept {
+  const cudaError_t r = forward_counted<id>(pool, descs, count);
+  if (r == cudaSuccess && arena_mode()) arena_pool_access(pool, descs, count);
+  return r;
+}
+
 // --- query: arena mode answers for its own pointers. ---
 
 // cuMemGetAddressRange_v2: the whole allocation, not the handle behind it.
@@ -402,7 +413,11 @@ cudaError_t dispatch_query(cudaIpcMemHandle_t* handle, void* p) noexcept {
 template <HookId id>
 cudaError_t dispatch_peer(int peer, unsigned int flags) noexcept {
   const cudaError_t r = forward_counted<id>(peer, flags);
-  if (r == cudaSuccess && arena_mode()) arena_peer_enabled(peer);
+  // Already enabled (by an earlier call) still means the program expects access: grant it,
+  // which costs nothing when the arena has it already.
+  if ((r == cudaSuccess || r == cudaErrorPeerAccessAlreadyEnabled) && arena_mode()) {
+    arena_peer_enabled(peer);
+  }
   return r;
 }
 

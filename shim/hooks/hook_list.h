@@ -48,6 +48,9 @@
     (cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void* value), (memPool, attr, value))     \
   X(cudaMemPoolTrimTo, pool, (cudaMemPool_t memPool, size_t minBytesToKeep),                     \
     (memPool, minBytesToKeep))                                                                   \
+  X(cudaMemPoolSetAccess, pool,                                                                  \
+    (cudaMemPool_t memPool, const struct cudaMemAccessDesc* descList, size_t count),             \
+    (memPool, descList, count))                                                                  \
   X(cudaIpcGetMemHandle, query, (cudaIpcMemHandle_t * handle, void* devPtr), (handle, devPtr))   \
   X(cudaDeviceEnablePeerAccess, peer, (int peerDevice, unsigned int flags), (peerDevice, flags)) \
   X(cudaStreamDestroy, stream, (cudaStream_t stream), (stream))                                  \

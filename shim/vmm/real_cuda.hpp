@@ -126,6 +126,7 @@ void* loaded_libcuda_handle();
   X(cudaMemPoolGetAttribute)               \
   X(cudaMemPoolSetAttribute)               \
   X(cudaMemPoolTrimTo)                     \
+  X(cudaMemPoolSetAccess)                  \
   X(cudaIpcGetMemHandle)                   \
   X(cudaDeviceEnablePeerAccess)            \
   X(cudaStreamDestroy)                     \

@@ -496,11 +496,14 @@ TEST_F(ArenaRouting, OutOfMemoryLooksAsItWouldWithoutTheShim) {
   EXPECT_EQ(cudaFree(p), cudaSuccess);
 }
 
+// cudaDeviceEnablePeerAccess(1) on device 0 lets device 0 touch device 1's memory: device 1's
+// arena grants device 0 access to its mappings, those made before and after the call.
 TEST_F(ArenaRouting, PeerAccessIsGrantedToArenaMappings) {
   set_backend_factory_for_testing(&recording_backend);
   AccessRecorder::clear();
-  const std::vector<DeviceOrdinal> own{DeviceOrdinal{0}};
-  const std::vector<DeviceOrdinal> with_peer{DeviceOrdinal{0}, DeviceOrdinal{1}};
+  const std::vector<DeviceOrdinal> own{DeviceOrdinal{1}};
+  const std::vector<DeviceOrdinal> with_peer{DeviceOrdinal{1}, DeviceOrdinal{0}};
+  fake_driver().set_device(1);
   void* p = nullptr;
   void* small = nullptr;
   ASSERT_EQ(cudaMalloc(&p, 12 * kMiB), cudaSuccess);  // above CUDEFRAG_SMALL_MAX: a range
@@ -508,20 +511,27 @@ TEST_F(ArenaRouting, PeerAccessIsGrantedToArenaMappings) {
   const auto before_peer = AccessRecorder::grants();
   ASSERT_EQ(before_peer.size(), 2U);  // the large range and the slab
   for (const auto& g : before_peer) EXPECT_EQ(g, own);
+  fake_driver().set_device(0);
   const auto calls = runtime_calls("cudaDeviceEnablePeerAccess");
   EXPECT_EQ(cudaDeviceEnablePeerAccess(1, 0), cudaSuccess);
   EXPECT_EQ(runtime_calls("cudaDeviceEnablePeerAccess") - calls, 1U);
-  // Both mapped ranges again, now with the peer.
+  // Both of device 1's mapped ranges again, now with device 0.
   auto grants = AccessRecorder::grants();
   ASSERT_EQ(grants.size(), 4U);
   EXPECT_EQ(grants[2], with_peer);
   EXPECT_EQ(grants[3], with_peer);
-  // Later mappings get it too.
+  // Later mappings of device 1 get it too; device 0's own arena grants nobody else.
+  fake_driver().set_device(1);
   void* q = nullptr;
   ASSERT_EQ(cudaMalloc(&q, 16 * kMiB), cudaSuccess);
+  fake_driver().set_device(0);
+  void* on0 = nullptr;
+  ASSERT_EQ(cudaMalloc(&on0, 16 * kMiB), cudaSuccess);
   grants = AccessRecorder::grants();
-  ASSERT_EQ(grants.size(), 5U);
+  ASSERT_EQ(grants.size(), 6U);
   EXPECT_EQ(grants[4], with_peer);
+  EXPECT_EQ(grants[5], std::vector<DeviceOrdinal>{DeviceOrdinal{0}});
+  EXPECT_EQ(cudaFree(on0), cudaSuccess);
   EXPECT_EQ(cudaFree(q), cudaSuccess);
   EXPECT_EQ(cudaFree(small), cudaSuccess);
   EXPECT_EQ(cudaFree(p), cudaSuccess);
@@ -531,12 +541,41 @@ TEST_F(ArenaRouting, PeerAccessIsGrantedToArenaMappings) {
 TEST_F(ArenaRouting, PeerEnabledBeforeTheArenaIsGrantedAtStart) {
   set_backend_factory_for_testing(&recording_backend);
   AccessRecorder::clear();
-  EXPECT_EQ(cudaDeviceEnablePeerAccess(1, 0), cudaSuccess);
+  EXPECT_EQ(cudaDeviceEnablePeerAccess(1, 0), cudaSuccess);  // on device 0
+  fake_driver().set_device(1);
   void* p = nullptr;
   ASSERT_EQ(cudaMalloc(&p, 4 * kMiB), cudaSuccess);
   const auto grants = AccessRecorder::grants();
   ASSERT_EQ(grants.size(), 1U);
-  EXPECT_EQ(grants[0], (std::vector<DeviceOrdinal>{DeviceOrdinal{0}, DeviceOrdinal{1}}));
+  EXPECT_EQ(grants[0], (std::vector<DeviceOrdinal>{DeviceOrdinal{1}, DeviceOrdinal{0}}));
+  EXPECT_EQ(cudaFree(p), cudaSuccess);
+}
+
+// PyTorch's cudaMallocAsync backend enables peer copies with cudaMemPoolSetAccess on the default
+// pool of the device whose memory is read, not with cudaDeviceEnablePeerAccess: the arena that
+// replaces that pool grants the same access. A descriptor that takes access away, or names no
+// device, changes nothing in the arena.
+TEST_F(ArenaRouting, DefaultPoolAccessIsGrantedToArenaMappings) {
+  set_backend_factory_for_testing(&recording_backend);
+  AccessRecorder::clear();
+  void* p = nullptr;
+  ASSERT_EQ(cudaMalloc(&p, 12 * kMiB), cudaSuccess);
+  ASSERT_EQ(AccessRecorder::grants().size(), 1U);
+  const cudaMemAccessDesc none{{cudaMemLocationTypeDevice, 1}, cudaMemAccessFlagsProtNone};
+  const cudaMemAccessDesc host{{cudaMemLocationTypeHost, 0}, cudaMemAccessFlagsProtReadWrite};
+  const cudaMemAccessDesc ignored[] = {none, host};
+  ASSERT_EQ(cudaMemPoolSetAccess(default_pool_of(0), ignored, 2), cudaSuccess);
+  EXPECT_EQ(AccessRecorder::grants().size(), 1U);
+  // Another pool (not a default pool the arena replaces) is the driver's business.
+  const cudaMemAccessDesc rw{{cudaMemLocationTypeDevice, 1}, cudaMemAccessFlagsProtReadWrite};
+  ASSERT_EQ(cudaMemPoolSetAccess(reinterpret_cast<cudaMemPool_t>(0x77), &rw, 1), cudaSuccess);
+  EXPECT_EQ(AccessRecorder::grants().size(), 1U);
+  const auto calls = runtime_calls("cudaMemPoolSetAccess");
+  ASSERT_EQ(cudaMemPoolSetAccess(default_pool_of(0), &rw, 1), cudaSuccess);
+  EXPECT_EQ(runtime_calls("cudaMemPoolSetAccess") - calls, 1U);
+  const auto grants = AccessRecorder::grants();
+  ASSERT_EQ(grants.size(), 2U);
+  EXPECT_EQ(grants[1], (std::vector<DeviceOrdinal>{DeviceOrdinal{0}, DeviceOrdinal{1}}));
   EXPECT_EQ(cudaFree(p), cudaSuccess);
 }
 

@@ -166,6 +166,8 @@ std::map<HookId, Case> one_call_of_each_hook() {
   static cudaMemPool_t pool = nullptr;
   static std::uint64_t value = 0;
   static cudaIpcMemHandle_t ipc{};
+  static const cudaMemAccessDesc access{{cudaMemLocationTypeDevice, 1},
+                                        cudaMemAccessFlagsProtReadWrite};
   static CUmemGenericAllocationHandle handle = 0;
   static CUmemAllocationProp prop{};
   static void* fn = nullptr;
@@ -214,6 +216,8 @@ std::map<HookId, Case> one_call_of_each_hook() {
         "cudaMemPoolSetAttribute", false}},
       {HookId::cudaMemPoolTrimTo,
        {[] { return int(cudaMemPoolTrimTo(pool, 0)); }, "cudaMemPoolTrimTo", false}},
+      {HookId::cudaMemPoolSetAccess,
+       {[] { return int(cudaMemPoolSetAccess(pool, &access, 1)); }, "cudaMemPoolSetAccess", false}},
       {HookId::cudaIpcGetMemHandle,
        {[] { return int(cudaIpcGetMemHandle(&ipc, p)); }, "cudaIpcGetMemHandle", false}},
       {HookId::cudaDeviceEnablePeerAccess,

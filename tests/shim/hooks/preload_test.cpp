@@ -87,8 +87,8 @@ TEST(Preload, RuntimeHooksForwardAndCountEachCallOnce) {
     for (const char* name :
          {"cudaMemGetInfo", "cudaDeviceGetDefaultMemPool", "cudaDeviceGetMemPool",
           "cudaMemPoolGetAttribute", "cudaMemPoolSetAttribute", "cudaMemPoolTrimTo",
-          "cudaIpcGetMemHandle", "cudaDeviceEnablePeerAccess", "cudaGetDriverEntryPoint_ptsz",
-          "cudaGetDriverEntryPointByVersion_ptsz"}) {
+          "cudaMemPoolSetAccess", "cudaIpcGetMemHandle", "cudaDeviceEnablePeerAccess",
+          "cudaGetDriverEntryPoint_ptsz", "cudaGetDriverEntryPointByVersion_ptsz"}) {
       EXPECT_EQ(r.calls(name), 1U) << name;
     }
     EXPECT_EQ(r.calls("cudaGetDriverEntryPoint"), 3U);

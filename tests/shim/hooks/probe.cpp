@@ -91,6 +91,8 @@ void runtime_scenario() {
   expect(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &value) == cudaSuccess,
          "cudaMemPoolSetAttribute");
   expect(cudaMemPoolTrimTo(pool, 0) == cudaSuccess, "cudaMemPoolTrimTo");
+  const cudaMemAccessDesc access{{cudaMemLocationTypeDevice, 1}, cudaMemAccessFlagsProtReadWrite};
+  expect(cudaMemPoolSetAccess(pool, &access, 1) == cudaSuccess, "cudaMemPoolSetAccess");
   cudaIpcMemHandle_t ipc{};
   expect(cudaIpcGetMemHandle(&ipc, p) == cudaSuccess, "cudaIpcGetMemHandle");
   expect(cudaDeviceEnablePeerAccess(1, 0) == cudaSuccess, "cudaDeviceEnablePeerAccess");

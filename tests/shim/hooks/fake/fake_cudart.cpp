@@ -41,7 +41,7 @@ constinit CallLog<27> g_calls{{
     "cudaRuntimeGetVersion",
     "driver_table_filled",
     "cudaStreamDestroy",
-    "unused2",
+    "cudaMemPoolSetAccess",
     "unused3",
 }};
 
@@ -252,6 +252,10 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void*) {
 }
 cudaError_t cudaMemPoolTrimTo(cudaMemPool_t, std::size_t) {
   g_calls.record("cudaMemPoolTrimTo");
+  return cudaSuccess;
+}
+cudaError_t cudaMemPoolSetAccess(cudaMemPool_t, const cudaMemAccessDesc*, std::size_t) {
+  g_calls.record("cudaMemPoolSetAccess");
   return cudaSuccess;
 }
 cudaError_t cudaIpcGetMemHandle(cudaIpcMemHandle_t* handle, void*) {
