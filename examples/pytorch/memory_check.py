@@ -9,11 +9,12 @@ asks cudaMemGetInfo how much is free; the arena answers all three for the pool i
 
 - memory_stats(): allocated bytes grow by at least what the tensors need and at most that rounded
   up to the 2 MiB granularity per tensor; reserved bytes are at least the allocated ones;
-- freed memory stays reserved (cached) but mem_get_info() reports it as free;
+- freed memory stays reserved (cached); mem_get_info() does not count it as free again, so that
+  free + reserved - allocated (what ComfyUI computes) grows by exactly what was freed;
 - empty_cache() gives the cached memory back: reserved bytes fall;
 - reset_peak_memory_stats() restarts the peaks from the current values;
 - with --expect-total BYTES (the arena's limit), mem_get_info() reports that total and never
-  more free than the limit minus what is allocated.
+  more free than the limit minus what the arena holds.
 
 Prints "memory_check: RESULT PASS" when every check held (exit 0), FAIL otherwise (exit 1).
 """
@@ -84,7 +85,7 @@ def main():
     say(f"mem_get_info with the tensors: free {free_held} total {total}")
     if args.expect_total:
         c.expect(total == args.expect_total, f"total is the arena's limit ({args.expect_total})")
-        c.expect(free_held <= total - held["allocated"], "free <= limit - allocated")
+        c.expect(free_held <= total - held["reserved"], "free <= limit - reserved")
 
     del tensors
     torch.cuda.synchronize()
@@ -95,8 +96,15 @@ def main():
     c.expect(freed["allocated"] == base["allocated"], "allocated is back where it started")
     c.expect(freed["reserved"] >= freed["allocated"] + need,
              "freed memory stays reserved (the arena caches it)")
-    c.expect(free_after >= free_held + need - 2 * GRANULE,
-             "cached memory counts as free in mem_get_info")
+    # The cache is told once, as the driver's own pool would tell it: reserved - allocated in
+    # memory_stats(), not again as free in mem_get_info(). What a program such as ComfyUI
+    # computes as available (free + reserved - active) grows by what was freed.
+    c.expect(abs(free_after - free_held) <= 2 * GRANULE,
+             "cached memory is not counted again as free in mem_get_info")
+    available_held = free_held + held["reserved"] - held["allocated"]
+    available_after = free_after + freed["reserved"] - freed["allocated"]
+    c.expect(available_after >= available_held + need - 2 * GRANULE,
+             "free + reserved - allocated grows by what was freed")
 
     torch.cuda.empty_cache()
     trimmed = stats()

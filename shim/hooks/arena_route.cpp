@@ -85,6 +85,7 @@ Served arena_allocate(HookId id, Bytes size, const StreamArg* stream, bool from_
     case arena::ArenaError::kNone:
       out.outcome = Outcome::kServed;
       out.ptr = r.ptr;
+      if (stream != nullptr) note_stream_ordered_use(*device);
       if (r.ptr) {
         const std::optional<arena::AllocationRange> range = a->allocation_range(r.ptr);
         out.granted = range ? range->granted : size;
@@ -149,11 +150,24 @@ MemInfo arena_mem_info(MemInfo driver) noexcept {
     if (limit.value != 0) out.free = std::min(out.free, limit);
     return out;
   }
-  a->settle_frees();
-  const arena::ArenaFigures f = a->figures();
-  out.free = driver.free + f.reclaimable;
+  // The arena's cache is told once. A program that allocates stream-ordered uses the default
+  // pool the arena stands in for, and reads what that pool keeps from its attributes (reserved
+  // minus used, as PyTorch's backend:cudaMallocAsync does in memory_stats()); the driver's own
+  // pool's cache is not free memory to cudaMemGetInfo either. ComfyUI adds the two
+  // (mem_get_info + reserved - active): counting the cache in both loaded more than fit
+  // (docs/RESULTS.md). Any other program hears of the cache only here.
+  const bool pool_user = stream_ordered_in_use(*device);
+  Bytes held;  // what counts against the limit
+  if (pool_user) {
+    held = a->figures().physical;
+  } else {
+    a->settle_frees();
+    const arena::ArenaFigures f = a->figures();
+    out.free = driver.free + f.reclaimable;
+    held = f.live;
+  }
   if (limit.value != 0) {
-    const Bytes room = limit > f.live ? limit - f.live : Bytes{};
+    const Bytes room = limit > held ? limit - held : Bytes{};
     out.free = std::min(out.free, room);
   }
   // Never more free than there is memory: the driver's figure and the arena's cache are read at

@@ -27,6 +27,7 @@ struct DeviceState {
   std::atomic<bool> threshold_set{false};
   std::atomic<std::uint64_t> threshold{0};
   std::atomic<std::uint64_t> pending_peers{0};  // bit per peer ordinal
+  std::atomic<bool> stream_ordered{false};      // a stream-ordered allocation was served
   // Set by the arena's listener (its slow path changed what it holds); cleared when published.
   std::atomic<bool> changed{false};
   // What this process last added to the stats file for this device (published under publish_mu).
@@ -188,6 +189,17 @@ void* default_pool(DeviceOrdinal device) noexcept {
   s.pool.store(pool, std::memory_order_relaxed);
   s.pool_known.store(true, std::memory_order_release);
   return pool;
+}
+
+void note_stream_ordered_use(DeviceOrdinal device) noexcept {
+  if (!valid(device)) return;
+  std::atomic<bool>& used = state(device).stream_ordered;
+  // Read first: after the first allocation this stays a shared read, not a store per call.
+  if (!used.load(std::memory_order_relaxed)) used.store(true, std::memory_order_relaxed);
+}
+
+bool stream_ordered_in_use(DeviceOrdinal device) noexcept {
+  return valid(device) && state(device).stream_ordered.load(std::memory_order_relaxed);
 }
 
 std::optional<DeviceOrdinal> default_pool_device(const void* pool) noexcept {

@@ -52,6 +52,11 @@ void for_each_arena(F&& f) noexcept {
 // The device's default memory pool (cudaDeviceGetDefaultMemPool), asked of the driver once;
 // nullptr when the driver cannot say.
 void* default_pool(DeviceOrdinal device) noexcept;
+// Whether the program allocates stream-ordered (cudaMallocAsync & co., served in place of the
+// device's default pool); set on the first such allocation the arena serves, never cleared.
+void note_stream_ordered_use(DeviceOrdinal device) noexcept;
+bool stream_ordered_in_use(DeviceOrdinal device) noexcept;
+
 // The device whose default pool is `pool`, whether or not it has an arena yet.
 std::optional<DeviceOrdinal> default_pool_device(const void* pool) noexcept;
 // The device whose default pool is `pool`, among devices that have an arena.

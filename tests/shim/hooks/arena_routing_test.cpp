@@ -311,6 +311,32 @@ TEST_F(ArenaRouting, MemInfoCountsCachedMemoryAsFree) {
   EXPECT_EQ(total, kDriverTotal);
 }
 
+// A program that allocates stream-ordered reads the cache from the default pool's attributes
+// (reserved - used), as with the driver's pool; cudaMemGetInfo must not count it again, or
+// free + reserved - used (ComfyUI's free memory) counts it twice.
+TEST_F(ArenaRouting, APoolUserHearsOfTheCacheOnceFromThePool) {
+  void* p = nullptr;
+  ASSERT_EQ(cudaMallocAsync(&p, 64 * kMiB, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaFreeAsync(p, nullptr), cudaSuccess);
+  const arena::ArenaFigures f = existing_arena(DeviceOrdinal{0})->figures();
+  ASSERT_GE(f.physical.value - f.live.value, 64 * kMiB);
+  std::size_t free_bytes = 0;
+  std::size_t total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total), cudaSuccess);
+  EXPECT_EQ(free_bytes, kDriverFree);
+  EXPECT_EQ(total, kDriverTotal);
+  const std::uint64_t reserved = pool_attribute(cudaMemPoolAttrReservedMemCurrent);
+  const std::uint64_t used = pool_attribute(cudaMemPoolAttrUsedMemCurrent);
+  EXPECT_EQ(reserved - used, f.physical.value - f.live.value);
+  // What ComfyUI computes: the driver's free memory and the arena's cache, once.
+  EXPECT_EQ(free_bytes + (reserved - used), kDriverFree + f.physical.value - f.live.value);
+  // With a limit, the pool's reserve counts against it, as the driver's pool's would.
+  set_limit_for_testing(Bytes{f.physical.value + 16 * kMiB});
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total), cudaSuccess);
+  EXPECT_EQ(free_bytes, 16 * kMiB);
+  EXPECT_EQ(total, f.physical.value + 16 * kMiB);
+}
+
 // The real cudaMemGetInfo asks the driver through cudart's table, which holds our
 // cuMemGetInfo: the nested call must hand back the driver's figures, or the outer one counts the
 // arena's cache a second time.
