@@ -53,6 +53,8 @@ failures=0
 # examples, pytorch, oom, passthrough, memcheck, bench, workloads, trace_overhead, exports.
 steps=${GPU_CHECK_STEPS:-all}
 want() { [[ $steps == all || ",$steps," == *",$1,"* ]]; }
+# The slow groups (bisect*, comfyui*) run only when named.
+asked() { [[ ",$steps," == *",$1,"* ]]; }
 
 # record NAME STATUS FIGURE
 record() {
@@ -78,7 +80,15 @@ run_logged() {
 
 steps_started=$SECONDS
 # remaining_s: seconds left of the budget for steps.
-remaining_s() { echo $((budget - (SECONDS - steps_started))); }
+# GPU_CHECK_DEADLINE (seconds since the epoch; set for lanes) ends the budget earlier.
+remaining_s() {
+  local left=$((budget - (SECONDS - steps_started)))
+  if [[ -n ${GPU_CHECK_DEADLINE:-} ]]; then
+    local to_deadline=$((GPU_CHECK_DEADLINE - $(date +%s)))
+    ((to_deadline < left)) && left=$to_deadline
+  fi
+  echo "$left"
+}
 # limit_for WANTED_S: the time limit a step gets, or nothing when the budget is spent.
 limit_for() {
   local left
@@ -165,6 +175,48 @@ if limit=$(limit_for 30) && run_logged "$log" "$limit" nvidia-smi; then
   record nvidia-smi PASS "${gpus# }"
 else
   record nvidia-smi FAIL "nvidia-smi did not run: see logs/nvidia_smi.log"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Lanes: GPU_CHECK_LANES="groups;groups;..." runs each lane's step groups in a copy of this script
+# on a GPU of its own (lane i on GPU i mod the GPUs there; lanes that share a GPU run one after
+# another), all lanes at once, so that a machine of several GPUs does several slow steps (the
+# smaller-card bisections, ComfyUI) in the time of one. Each lane writes OUT_DIR/laneN/ and its
+# rows join this table. The steps of GPU_CHECK_STEPS then run here, after the lanes, with every
+# GPU visible (the two-GPU checks, the peer-access tests). Each lane has the whole
+# GPU_CHECK_BUDGET_S, counted from their common start (lanes that share a GPU share it); the
+# steps after them have GPU_CHECK_AFTER_LANES_S (default 120).
+lane_dirs=()
+if [[ -n ${GPU_CHECK_LANES:-} && -z ${GPU_CHECK_IN_LANE:-} ]]; then
+  ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+  ((ngpu > 0)) || ngpu=1
+  IFS=';' read -ra lanes <<<"$GPU_CHECK_LANES"
+  declare -A lane_cmds=()
+  deadline=$(($(date +%s) + budget))
+  for i in "${!lanes[@]}"; do
+    dev=$((i % ngpu))
+    lane_dirs+=("$out/lane$i")
+    lane_cmds[$dev]+="CUDA_VISIBLE_DEVICES=$dev GPU_CHECK_IN_LANE=1 GPU_CHECK_DEADLINE=$deadline GPU_CHECK_STEPS='${lanes[i]}' \
+'$0' '$build' '$out/lane$i' >'$logs/lane$i.log' 2>&1; "
+  done
+  echo "gpu_check: ${#lanes[@]} lanes on $ngpu GPU(s): ${GPU_CHECK_LANES}"
+  for dev in "${!lane_cmds[@]}"; do
+    bash -c "${lane_cmds[$dev]}" &
+  done
+  wait
+  for i in "${!lanes[@]}"; do
+    if [[ -f $out/lane$i/summary.txt ]]; then
+      while IFS= read -r line; do
+        [[ $line =~ ^(build|nvidia-smi)\  ]] && continue
+        rows+=("$line")
+        [[ ${line:45:4} == FAIL ]] && failures=$((failures + 1))
+      done < <(tail -n +3 "$out/lane$i/summary.txt")
+    else
+      record "lane $i (${lanes[i]})" FAIL "no summary: see logs/lane$i.log"
+    fi
+  done
+  budget=$((SECONDS - steps_started + ${GPU_CHECK_AFTER_LANES_S:-120}))
+  steps=${GPU_CHECK_STEPS:-none}
 fi
 
 if want ctest; then
@@ -593,7 +645,8 @@ if want bench; then
 # Google Benchmark programs, console output in the log and JSON beside it.
 # GPU_CHECK_BENCH=0 skips them (a run that only re-proves correctness after a change).
 found_bench=0
-bench_dirs=(bench/vmm bench/arena bench/trace)
+# GPU_CHECK_BENCH_DIRS: which folders of benchmark programs (default: all three).
+read -ra bench_dirs <<<"${GPU_CHECK_BENCH_DIRS:-bench/vmm bench/arena bench/trace}"
 [[ ${GPU_CHECK_BENCH:-1} == 0 ]] && bench_dirs=() && record "benchmarks" SKIP "GPU_CHECK_BENCH=0"
 for dir in "${bench_dirs[@]}"; do
   [[ -d $build/$dir ]] || continue
@@ -686,24 +739,189 @@ fi  # want
 # ---------------------------------------------------------------------------------------------
 # The cost of the full trace on a PyTorch workload (goal: <= 1.03 x the run without it).
 if want trace_overhead; then
-log="$logs/trace_overhead.log"
 overhead_script="$repo/bench/trace/pytorch_trace_overhead.py"
-if [[ -z $launcher || ! -f $overhead_script ]]; then
-  record "trace overhead (PyTorch)" SKIP "needs the launcher and $overhead_script"
-elif ! limit=$(limit_for 90); then
-  record "trace overhead (PyTorch)" SKIP "out of time"
-else
-  run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher" \
-    --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 25 ? limit - 15 : 10))"
-  rc=$?
-  figure=$(grep -E "ratio" "$log" | tail -1)
-  if [[ $rc -eq 0 ]]; then
-    record "trace overhead (PyTorch)" PASS "${figure:-see logs/trace_overhead.log}"
+# GPU_CHECK_TRACE_WORKLOADS: the script's --workload values (default: its allocation-heavy loop,
+# then the diffusion workload, a whole inference run).
+for tw in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
+  log="$logs/trace_overhead_$tw.log"
+  name="trace overhead (PyTorch, $tw)"
+  if [[ -z $launcher || ! -f $overhead_script ]]; then
+    record "$name" SKIP "needs the launcher and $overhead_script"
+  elif ! limit=$(limit_for 120); then
+    record "$name" SKIP "out of time"
   else
-    record "trace overhead (PyTorch)" FAIL "${figure:-exit $rc}; see logs/trace_overhead.log"
+    run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher" --workload "$tw" \
+      --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 40 ? limit - 30 : 10))"
+    rc=$?
+    figure=$(grep -E "ratio|per event" "$log" | sed 's/^pytorch_trace_overhead: //' | tr '\n' ' ')
+    if [[ $rc -eq 0 ]]; then
+      record "$name" PASS "${figure:-see ${log#"$out"/}}"
+    else
+      record "$name" FAIL "${figure:-exit $rc}; see ${log#"$out"/}"
+    fi
   fi
-fi
+done
 fi  # want
+
+# ---------------------------------------------------------------------------------------------
+# The smallest card per contender (compare.py --bisect, ballast.py): step groups bisect (both
+# workloads) or bisect_diffusion / bisect_transformer (one each, for separate lanes). The range
+# is GPU_CHECK_BISECT ("LO HI" GiB, default "2 8"), in steps of 0.25 GiB. The figure: each
+# contender's smallest card, and the workload's peak live bytes (max_memory_allocated() without
+# the shim) for scale.
+for w in diffusion transformer; do
+  asked bisect || asked "bisect_$w" || continue
+  log="$logs/bisect_$w.log"
+  jsonl="$out/bisect_$w.jsonl"
+  if [[ -z $launcher ]] || ! $py -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+    record "smallest card $w" SKIP "needs the launcher and CUDA PyTorch"
+    continue
+  elif ! limit=$(limit_for 1200); then
+    record "smallest card $w" SKIP "out of time"
+    continue
+  fi
+  # GPU_CHECK_CONTENDERS_<workload>, else GPU_CHECK_CONTENDERS: compare.py's --contenders.
+  per_workload="GPU_CHECK_CONTENDERS_$w"
+  contenders=${!per_workload:-${GPU_CHECK_CONTENDERS:-cudefrag+async,cudefrag+native,native,expandable,async}}
+  # shellcheck disable=SC2086
+  run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
+    --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --bisect ${GPU_CHECK_BISECT:-2 8} \
+    --contenders "$contenders" \
+    --out "$jsonl"
+  rc=$?
+  figure=$($py - "$jsonl" <<'PY' 2>/dev/null
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+order, ok, bad = [], {}, {}
+for r in runs:
+    c, card = r["contender"], r.get("card_gib")
+    order.append(c) if c not in order else None
+    if r.get("status") == "ok":
+        ok[c] = min(ok.get(c, 1e9), card)
+    else:
+        bad[c] = max(bad.get(c, 0), card)
+live = max((r.get("peak_allocated") or 0 for r in runs
+            if r["contender"] in ("native", "async", "expandable") and r.get("status") == "ok"),
+           default=0)
+def cell(c):
+    if c in ok:
+        return "%s %g" % (c, ok[c]) + ("" if bad.get(c, 0) + 0.25 >= ok[c] - 1e-9 else " (unfinished)")
+    return "%s >%g" % (c, bad.get(c, 0))
+print("; ".join(cell(c) for c in order) + "; peak live %.2f GiB" % (live / 2**30))
+PY
+)
+  if [[ $rc -eq 0 && -n $figure ]]; then
+    record "smallest card $w (GiB)" PASS "$figure"
+  else
+    record "smallest card $w (GiB)" FAIL "${figure:-no results} (exit $rc); see ${log#"$out"/}"
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------
+# Traces of the whole workloads (passthrough, backend:cudaMallocAsync: every tensor one request,
+# Python stacks), for `cudefrag replay` anywhere: OUT_DIR/traces/workload_<name>.cdtrace.
+if want record_workloads; then
+  mkdir -p "$out/traces"
+  for w in diffusion transformer; do
+    log="$logs/record_$w.log"
+    trace="$out/traces/workload_$w.cdtrace"
+    if [[ -z $launcher ]]; then
+      record "trace of workload $w" SKIP "launcher not built"
+    elif ! limit=$(limit_for 90); then
+      record "trace of workload $w" SKIP "out of time"
+    elif run_logged "$log" "$limit" env PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync \
+      "$launcher" run --quiet --mode passthrough --trace "$trace" --stacks python -- \
+      $py "$repo/bench/workloads/workloads.py" "$w" --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" &&
+      "$launcher" replay "$trace" >"$logs/replay_$w.txt" 2>&1; then
+      record "trace of workload $w" PASS "$(du -h "$trace" | cut -f1); replay: $(grep -iE 'smallest' "$logs/replay_$w.txt" | head -1 | tr -s ' ')"
+    else
+      record "trace of workload $w" FAIL "see ${log#"$out"/}"
+    fi
+  done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# ComfyUI (examples/comfyui/compare.sh) on a ComfyUI tree: GPU_CHECK_COMFYUI is a folder or a
+# .tar.gz that export_comfyui.sh made. Step group comfyui runs the configs of
+# GPU_CHECK_COMFYUI_CONFIGS (default "default,cudefrag") in one call; comfyui_<config> runs one
+# config (one lane each). GPU_CHECK_COMFYUI_ARGS: compare.sh's other options (default --quick).
+# For cudefrag configs, the report of the newest trace that holds an out-of-memory error (a
+# trial on a card too small): does it name ComfyUI's source lines.
+comfy_jobs=()
+asked comfyui && comfy_jobs+=("comfyui|${GPU_CHECK_COMFYUI_CONFIGS:-default,cudefrag}")
+for c in default no-cuda-malloc cudefrag cudefrag-no-cuda-malloc expandable cudefrag-limit; do
+  asked "comfyui_$c" && comfy_jobs+=("comfyui_$c|$c")
+done
+for job in "${comfy_jobs[@]}"; do
+  name=${job%%|*} configs=${job#*|}
+  log="$logs/$name.log"
+  comfy=${GPU_CHECK_COMFYUI:-}
+  if [[ -n $comfy && $comfy == *.tar.gz && -f $comfy ]]; then
+    mkdir -p "$out/comfyui_tree" && tar -xzf "$comfy" -C "$out/comfyui_tree" &&
+      comfy=$(find "$out/comfyui_tree" -maxdepth 2 -name main.py -printf '%h\n' | head -1)
+  fi
+  if [[ -z $comfy || ! -f $comfy/main.py || -z $launcher ]]; then
+    record "$name" SKIP "needs GPU_CHECK_COMFYUI (a ComfyUI tree) and the launcher"
+    continue
+  elif ! limit=$(limit_for 1500); then
+    record "$name" SKIP "out of time"
+    continue
+  fi
+  # shellcheck disable=SC2086
+  run_logged "$log" "$limit" bash "$repo/examples/comfyui/compare.sh" --comfyui "$comfy" \
+    --out "$out/$name" --cudefrag "$launcher" --budget "$((limit > 90 ? limit - 60 : 30))" \
+    --configs "$configs" ${GPU_CHECK_COMFYUI_ARGS:---quick}
+  rc=$?
+  table=$(tr -s ' ' <"$out/$name/table.txt" 2>/dev/null | grep -vE '^\s*$' | tail -3 | tr '\n' ';')
+  if [[ $rc -eq 0 && -n $table ]]; then
+    record "$name smaller cards" PASS "$table"
+  else
+    record "$name smaller cards" FAIL "${table:-no table} (exit $rc); see ${log#"$out"/}"
+  fi
+  [[ $configs == *cudefrag* ]] || continue
+  oom_trace=$(ls -t "$out/$name"/traces/*.cdtrace 2>/dev/null | while read -r t; do
+    "$launcher" report "$t" 2>/dev/null | grep -q -i "out of memory" && echo "$t" && break; done)
+  if [[ -n $oom_trace ]]; then
+    "$launcher" report "$oom_trace" >"$logs/${name}_oom_report.txt" 2>&1
+    cp "$oom_trace" "$out/${name}_oom.cdtrace"
+    sites=$(grep -oE '[A-Za-z_]+@[A-Za-z0-9_/.]+\.py:[0-9]+' "$logs/${name}_oom_report.txt" |
+      grep -vE 'harness\.py' | sort | uniq -c | sort -rn | head -3 | awk '{print $2}' | tr '\n' ' ')
+    if [[ -n $sites ]]; then
+      record "$name OOM report" PASS "$(basename "$oom_trace"): $sites"
+    else
+      record "$name OOM report" FAIL "no ComfyUI source line named: see logs/${name}_oom_report.txt"
+    fi
+  else
+    record "$name OOM report" SKIP "no trace with an out-of-memory error"
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------
+# Two GPUs (needs two visible devices): examples/pytorch/two_gpus.py under the arena with each
+# PyTorch allocator backend: peer copies and NCCL collectives on arena memory.
+if want two_gpus; then
+  for conf in backend:cudaMallocAsync native; do
+    log="$logs/two_gpus_${conf#backend:}.log"
+    if [[ -z $launcher ]]; then
+      record "two GPUs ($conf)" SKIP "launcher not built"
+    elif ! limit=$(limit_for 240); then
+      record "two GPUs ($conf)" SKIP "out of time"
+    else
+      env_conf=()
+      [[ $conf == native ]] || env_conf=(PYTORCH_CUDA_ALLOC_CONF="$conf")
+      run_logged "$log" "$limit" env "${env_conf[@]}" "$launcher" run --mode arena -- \
+        $py "$repo/examples/pytorch/two_gpus.py"
+      rc=$?
+      if [[ $rc -eq 77 ]]; then
+        record "two GPUs ($conf)" SKIP "fewer than two GPUs visible"
+      elif [[ $rc -eq 0 ]] && passed "$log"; then
+        record "two GPUs ($conf)" PASS "$(grep -c 'RESULT PASS' "$log") checks: peer copies, NCCL all_reduce/all_gather/broadcast"
+      else
+        record "two GPUs ($conf)" FAIL "$(grep 'RESULT FAIL' "$log" | head -1 | cut -c1-120) (exit $rc)"
+      fi
+    fi
+  done
+fi
 
 # ---------------------------------------------------------------------------------------------
 {
@@ -714,7 +932,9 @@ fi  # want
 (
   cd "$out" || exit
   shopt -s nullglob
-  tar -czf gpu_check_logs.tar.gz logs summary.txt bench_*.json workload_*.jsonl
+  # Everything but the large files (traces and checkpoints are copied out one by one).
+  find . -type f -size -4M ! -name gpu_check_logs.tar.gz ! -name .tar_list ! -path '*/comfyui_tree/*' -print >.tar_list
+  tar -czf gpu_check_logs.tar.gz -T .tar_list && rm -f .tar_list
 )
 echo
 cat "$out/summary.txt"

@@ -15,6 +15,10 @@ Workloads (--workload):
               program after a warm-up (torch import and CUDA start-up are the same in both runs
               and would only dilute the ratio); the whole process's wall time is printed too.
   train_step  examples/pytorch/train_step.py; the time is the whole process's.
+  diffusion, transformer
+              bench/workloads/workloads.py (a UNet + VAE-style decoder over 8 image sizes, a
+              decoder-only transformer over 7 prompt lengths): whole inference workloads; the time
+              is the steps' wall time the script reports (model build and warm-up excluded).
 PyTorch runs with PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync unless --alloc-conf says
 otherwise: with its own caching allocator PyTorch calls cudaMalloc a few times per run and the
 trace would see almost nothing; with cudaMallocAsync every tensor is a traced call.
@@ -39,6 +43,7 @@ PREFIX = "pytorch_trace_overhead:"
 SKIP = 77
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_STEP = os.path.join(REPO, "examples", "pytorch", "train_step.py")
+WORKLOADS = os.path.join(REPO, "bench", "workloads", "workloads.py")
 LOOP_MARK = "loop_seconds="
 
 
@@ -147,8 +152,10 @@ def run_once(args, trace_path):
     if args.workload == "steps":
         command += ["--", args.python, os.path.abspath(__file__), "--child",
                     "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    else:
+    elif args.workload == "train_step":
         command += ["--", args.python, TRAIN_STEP, "--steps", str(args.steps)]
+    else:
+        command += ["--", args.python, WORKLOADS, args.workload]
     env = dict(os.environ)
     if args.alloc_conf:
         env["PYTORCH_CUDA_ALLOC_CONF"] = args.alloc_conf
@@ -164,7 +171,9 @@ def run_once(args, trace_path):
     for line in r.stdout.splitlines():
         if LOOP_MARK in line:
             loop = float(line.split(LOOP_MARK, 1)[1])
-    if args.workload == "steps" and loop is None:
+        elif line.startswith("{") and args.workload in ("diffusion", "transformer"):
+            loop = json.loads(line).get("seconds")
+    if args.workload != "train_step" and loop is None:
         raise RuntimeError(f"the workload printed no {LOOP_MARK} line:\n{r.stdout[-2000:]}")
     return (loop if loop is not None else wall), wall
 
@@ -174,7 +183,7 @@ def main():
     parser.add_argument("--cudefrag", default=shutil.which("cudefrag"),
                         help="the launcher (default: cudefrag on PATH)")
     parser.add_argument("--python", default=sys.executable)
-    parser.add_argument("--workload", choices=("steps", "train_step"), default="steps")
+    parser.add_argument("--workload", choices=("steps", "train_step", "diffusion", "transformer"), default="steps")
     parser.add_argument("--pairs", type=int, default=4, help="traced + untraced runs (default 4)")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps per run (default: 200 for steps, 4 for train_step)")
@@ -233,7 +242,7 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
 
     t, u = statistics.median(traced), statistics.median(untraced)
-    what = "loop" if args.workload == "steps" else "process"
+    what = {"steps": "loop", "train_step": "process"}.get(args.workload, "steps'")
     print(f"{PREFIX} workload={args.workload} steps={args.steps} mode={args.mode} "
           f"alloc_conf={args.alloc_conf or '(default)'} pairs={len(traced)}")
     print(f"{PREFIX} median {what} time: untraced {u:.3f} s, traced (stacks both) {t:.3f} s")

@@ -4,7 +4,8 @@
     python3 compare.py WORKLOAD --cudefrag PATH/TO/cudefrag [--scale S] [--repeat N]
                        [--card GIB | --bisect LO HI] [--step 0.25] [--out FILE]
 
-Contenders (same script, same seed, one process each, run one after another):
+Contenders (same script, same seed, one process each, run one after another; a cudefrag
+contender takes launcher options after slashes, e.g. cudefrag+async/small-max=1MiB):
     native            PyTorch's caching allocator, no PYTORCH_CUDA_ALLOC_CONF
     expandable        expandable_segments:True
     async             backend:cudaMallocAsync
@@ -17,7 +18,7 @@ for cudefrag the arena's peak physical (the default pool's ReservedMemHigh that 
 --card G: each contender once on an emulated card of G GiB (ballast.py holds the rest): did every
 step finish. --bisect LO HI: the smallest card, to --step GiB, on which each contender finishes
 every step (a contender that fails at HI is reported as "> HI").
-The table is printed last; --out also writes every run as JSON lines.
+The table is printed last; --out also writes every run as a JSON line as soon as it ends.
 """
 import argparse
 import json
@@ -33,15 +34,30 @@ CONF = {"native": None, "expandable": "expandable_segments:True", "async": "back
 GIB = 1 << 30
 
 
+def split_contender(contender):
+    """'cudefrag+async/small-max=1MiB' -> ('cudefrag+async', ['--small-max', '1MiB'])."""
+    name, *options = contender.split("/")
+    if name not in CONF:
+        raise SystemExit(f"compare.py: unknown contender {name!r} (known: {', '.join(CONTENDERS)})")
+    extra = []
+    for o in options:
+        key, _, value = o.partition("=")
+        extra += [f"--{key}"] + ([value] if value else [])
+    if extra and not name.startswith("cudefrag"):
+        raise SystemExit(f"compare.py: launcher options only go with cudefrag contenders: {contender}")
+    return name, extra
+
+
 def run_one(args, contender, card=None):
+    name, extra = split_contender(contender)
     env = dict(os.environ)
     env.pop("PYTORCH_CUDA_ALLOC_CONF", None)
-    if CONF[contender]:
-        env["PYTORCH_CUDA_ALLOC_CONF"] = CONF[contender]
+    if CONF[name]:
+        env["PYTORCH_CUDA_ALLOC_CONF"] = CONF[name]
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), args.workload,
            "--scale", str(args.scale)]
-    if contender.startswith("cudefrag"):
-        cmd = [args.cudefrag, "run", "--quiet", "--"] + cmd
+    if name.startswith("cudefrag"):
+        cmd = [args.cudefrag, "run", "--quiet"] + extra + ["--"] + cmd
     ballast = None
     try:
         if card is not None:
@@ -85,10 +101,17 @@ def main():
     args = p.parse_args()
     contenders = args.contenders.split(",")
     runs = []
+    # Every run is written as it ends, so that a bisection cut short by a time limit still leaves
+    # what it measured.
+    out = open(args.out, "w") if args.out else None
 
     def record(r):
         runs.append(r)
-        print("compare: " + json.dumps(r, sort_keys=True), flush=True)
+        line = json.dumps(r, sort_keys=True)
+        print("compare: " + line, flush=True)
+        if out:
+            out.write(line + "\n")
+            out.flush()
         return r
 
     rows = []
@@ -131,10 +154,8 @@ def main():
                   f"{(f'{m / fastest:.3f}' if m and fastest else '-'):>6s} "
                   f"{fmt_gib(last.get('peak_allocated')):>9s} {fmt_gib(last.get('peak_reserved')):>9s} "
                   f"{fmt_gib(phys):>10s}")
-    if args.out:
-        with open(args.out, "w") as f:
-            for r in runs:
-                f.write(json.dumps(r, sort_keys=True) + "\n")
+    if out:
+        out.close()
     return 0
 
 
