@@ -78,6 +78,72 @@ BENCHMARK(BM_RecordAlloc)
     ->Args({1, 1, 30})
     ->Args({1, 1, 60});
 
+// Varying call paths: `levels` forks between the benchmark loop and the call site, each taken
+// through one of two functions, so 2^levels distinct stacks of the same depth. The loop walks
+// them in turn: no two consecutive allocations share a stack, as in a program whose call sites
+// interleave. (All are defined in the first pass; the table lookups after that miss the CPU's
+// caches more than one repeated stack does.)
+[[gnu::noinline]] void fork_a(int level, std::uint64_t path, Recorder& r, std::uint64_t i);
+[[gnu::noinline]] void fork_b(int level, std::uint64_t path, Recorder& r, std::uint64_t i);
+
+void fork_step(int level, std::uint64_t path, Recorder& r, std::uint64_t i) {
+  if (level == 0) {
+    call_site(r, i);
+  } else if ((path & 1) != 0) {
+    fork_a(level - 1, path >> 1, r, i);
+  } else {
+    fork_b(level - 1, path >> 1, r, i);
+  }
+}
+void fork_a(int level, std::uint64_t path, Recorder& r, std::uint64_t i) {
+  fork_step(level, path, r, i);
+  benchmark::ClobberMemory();
+}
+void fork_b(int level, std::uint64_t path, Recorder& r, std::uint64_t i) {
+  fork_step(level, path, r, i);
+  benchmark::ClobberMemory();
+}
+
+[[gnu::noinline]] void nested_paths(int depth, int levels, Recorder& r, benchmark::State& state) {
+  if (depth > 0) {
+    nested_paths(depth - 1, levels, r, state);
+    benchmark::ClobberMemory();
+    return;
+  }
+  const std::uint64_t paths_mask = (std::uint64_t{1} << levels) - 1;
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    ++i;
+    fork_step(levels, i & paths_mask, r, i);
+  }
+}
+
+// Arguments: fork levels (0: one repeated stack), native call depth (forks included).
+void BM_RecordAllocPaths(benchmark::State& state) {
+  Options o;
+  o.path = bench_path("paths");
+  o.stacks = StackMode::kNative;
+  o.thread_buffer_bytes = std::size_t{16} << 20;
+  auto r = Recorder::open(o);
+  if (!r) {
+    state.SkipWithError("cannot open the trace");
+    return;
+  }
+  const int levels = static_cast<int>(state.range(0));
+  nested_paths(static_cast<int>(state.range(1)) - levels, levels, *r, state);
+  r->close();
+  const RecorderStats stats = r->stats();
+  state.counters["stacks"] = static_cast<double>(stats.stacks);
+  state.counters["dropped"] = static_cast<double>(stats.records_dropped);
+  std::remove(r->path().c_str());
+}
+BENCHMARK(BM_RecordAllocPaths)
+    ->ArgNames({"levels", "depth"})
+    ->Args({0, 30})
+    ->Args({12, 30})
+    ->Args({0, 60})
+    ->Args({12, 60});
+
 // One distinct call site per N: each instantiation is its own function, so its own stack.
 template <int N>
 [[gnu::noinline]] void site(Recorder& r, std::uint64_t address, std::uint64_t size, bool alloc) {

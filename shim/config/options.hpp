@@ -159,7 +159,8 @@ inline constexpr std::array<OptionSpec, kOptionCount> kOptions{{
     {Option::kStacks, "CUDEFRAG_STACKS", "--stacks", Kind::kChoice, "both", kStacksChoices,
      "none, native, python, both",
      "Call stacks recorded with each traced allocation: native frames, Python frames (when the "
-     "caller is Python), both, or none (cheapest)."},
+     "caller is Python), both, or none (cheapest). With both, native frames end where the Python "
+     "interpreter runs the Python frames (native keeps them all)."},
     {Option::kSmallMax,
      "CUDEFRAG_SMALL_MAX",
      "--small-max",

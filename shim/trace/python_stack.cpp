@@ -125,6 +125,15 @@ bool PythonStacks::available() const {
   return python() != nullptr;
 }
 
+CodeRange PythonStacks::eval_loop() const {
+  // Exported by CPython 3.6 to 3.13 (PEP 523), from libpython or from a python executable
+  // linked with it statically (those export their symbols for extension modules).
+  static const CodeRange range =
+      python() != nullptr ? function_range(dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault"))
+                          : CodeRange{};
+  return range;
+}
+
 void PythonStacks::note(std::string_view message) {
   if (options_.messages != nullptr) {
     options_.messages(message);

@@ -45,6 +45,7 @@
 
 #include "shim/trace/concurrent_map.hpp"
 #include "shim/trace/format.hpp"
+#include "shim/trace/native_stack.hpp"
 #include "shim/trace/python_frames_layout.hpp"
 #include "shim/trace/string_table.hpp"
 
@@ -74,6 +75,12 @@ class PythonStacks {
 
   // True when the Python C API was found in this process.
   bool available() const;
+
+  // Where CPython's frame evaluation function (_PyEval_EvalFrameDefault) lies; empty when it is
+  // not found. Python frames run in calls of it: the native frames of a thread from its innermost
+  // call outward are the interpreter running the Python frames capture() reports (and whatever
+  // called into Python), which is why the recorder may end the native frames there.
+  CodeRange eval_loop() const;
 
   enum class Method { kUndecided, kWalk, kApi };
   // How frames are read; decided at the first capture on a thread with a Python thread state.

@@ -250,14 +250,18 @@ std::uint32_t Recorder::Impl::capture_stack(ThreadSlot& s) {
   std::array<format::PythonFrame, kMaxFrames> python_frames;
   std::size_t native_count = 0;
   std::size_t python_count = 0;
-  if (native) {
-    native_count = native->capture(
-        std::span(native_frames).first(static_cast<std::size_t>(options.max_native_frames)),
-        kOwnFrames);
-  }
   if (python) {
     python_count = python->capture(
         std::span(python_frames).first(static_cast<std::size_t>(options.max_python_frames)));
+  }
+  if (native) {
+    // Beside Python frames, the native ones end with the interpreter's loop: the frames further
+    // out run the Python code just captured, and they were most of a PyTorch allocation's
+    // native frames and of its cost (docs/trace-format.md). Without Python frames, all.
+    const CodeRange interpreter = python_count > 0 ? python->eval_loop() : CodeRange{};
+    native_count = native->capture(
+        std::span(native_frames).first(static_cast<std::size_t>(options.max_native_frames)),
+        kOwnFrames, interpreter);
   }
   const StackId stack = stacks.intern(std::span(native_frames).first(native_count),
                                       std::span(python_frames).first(python_count));

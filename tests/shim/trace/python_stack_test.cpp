@@ -110,7 +110,12 @@ TEST_P(PythonStacks, TraceNamesBothFunctionsAndTheirLinesWithTheGilHeldOrRelease
         }
         if (GetParam() == "both") {
           const auto* record = trace.stack(stack);
-          EXPECT_TRUE(record != nullptr && !record->native.empty());
+          ASSERT_TRUE(record != nullptr && !record->native.empty());
+          EXPECT_EQ(trace.symbol(record->native.front()), "probe_alloc");
+          // With Python frames, the native ones end where the interpreter runs them.
+          if (!frames.empty()) {
+            EXPECT_EQ(trace.symbol(record->native.back()), "_PyEval_EvalFrameDefault");
+          }
         }
       }
     }
@@ -133,6 +138,30 @@ TEST_P(PythonStacks, TraceNamesBothFunctionsAndTheirLinesWithTheGilHeldOrRelease
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PythonStacks, ::testing::Values("python", "both"));
+
+// Native frames alone go on through the interpreter, out to the program's start.
+TEST(PythonNativeStacks, NativeModeKeepsTheInterpreterFrames) {
+  const std::string python = testing::first_interpreter();
+  if (python.empty()) GTEST_SKIP() << "no python3 found at configure time";
+  TempDir dir;
+  const std::string path = dir.file("native.trace");
+  ASSERT_EQ(testing::run_python(python, kScript, {CUDEFRAG_PYTHON_PROBE, path, "native"}).status,
+            0);
+  const auto trace = read_trace(path);
+  ASSERT_EQ(trace.error, "");
+  const auto allocs = trace.allocs();
+  ASSERT_EQ(allocs.size(), 18u);
+  for (const auto& a : allocs) {
+    const auto* record = trace.stack(a.stack);
+    ASSERT_NE(record, nullptr);
+    EXPECT_TRUE(record->python.empty());
+    std::size_t eval = record->native.size();
+    for (std::size_t i = 0; i < record->native.size() && eval == record->native.size(); ++i) {
+      if (trace.symbol(record->native[i]) == "_PyEval_EvalFrameDefault") eval = i;
+    }
+    EXPECT_LT(eval + 1, record->native.size()) << "frames beyond the interpreter's loop";
+  }
+}
 
 TEST(PythonMarks, CtypesCallsCudefragMark) {
   const std::string python = testing::first_interpreter();

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <set>
+#include <vector>
 
 #include "shim/trace/string_table.hpp"
 
@@ -43,6 +45,36 @@ TEST(StackTable, SameFramesSameIdOtherFramesOtherId) {
   EXPECT_EQ(table.size(), 6u);
   EXPECT_EQ(queued(q), std::vector<format::RecordType>(6, format::RecordType::kStack));
   EXPECT_TRUE(queued(q).empty()) << "a known stack queues nothing";
+}
+
+// Long stacks that differ in one frame, at every position (each lane of the hash, each part of
+// the compare), or only in length: all distinct; each again: the same id.
+TEST(StackTable, LongStacksDifferingInOneFrameAreDistinct) {
+  DefinitionQueue q;
+  StackTable table(q);
+  std::vector<std::uint64_t> base(61);
+  for (std::size_t i = 0; i < base.size(); ++i) base[i] = 0x400000 + 0x40 * i;
+  std::set<std::uint32_t> ids;
+  const StackId base_id = table.intern(base, {});
+  ids.insert(base_id.value);
+  std::vector<StackId> variant_ids;
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    auto variant = base;
+    variant[i] += 1;
+    variant_ids.push_back(table.intern(variant, {}));
+    ids.insert(variant_ids.back().value);
+  }
+  for (std::size_t n = 1; n < base.size(); ++n) {
+    ids.insert(table.intern(std::span(base).first(n), {}).value);
+  }
+  EXPECT_EQ(ids.size(), 2 * base.size());
+  EXPECT_EQ(ids.count(0), 0u);
+  EXPECT_EQ(table.intern(base, {}), base_id);
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    auto variant = base;
+    variant[i] += 1;
+    EXPECT_EQ(table.intern(variant, {}), variant_ids[i]) << "frame " << i;
+  }
 }
 
 TEST(StackTable, FullTableReturnsZeroAndCounts) {
