@@ -273,7 +273,7 @@ for mode in passthrough arena; do
   elif shim_prefix "$mode" && run_logged "$log" "$limit" "${shim[@]}" "$semantics"; then
     record "$name" PASS "$(grep -o '\[  PASSED  \] [0-9]* tests\?' "$log" | tail -1)"
   else
-    record "$name" FAIL "$(grep -c '^\[  FAILED  \] [A-Z]' "$log") failed: see ${log#"$out"/}"
+    record "$name" FAIL "$(grep -o '[0-9]* FAILED TESTS\?' "$log" | tail -1): see ${log#"$out"/}"
   fi
 done
 
@@ -884,8 +884,10 @@ for job in "${comfy_jobs[@]}"; do
   if [[ -n $oom_trace ]]; then
     "$launcher" report "$oom_trace" >"$logs/${name}_oom_report.txt" 2>&1
     cp "$oom_trace" "$out/${name}_oom.cdtrace"
-    sites=$(grep -oE '[A-Za-z_]+@[A-Za-z0-9_/.]+\.py:[0-9]+' "$logs/${name}_oom_report.txt" |
-      grep -vE 'harness\.py' | sort | uniq -c | sort -rn | head -3 | awk '{print $2}' | tr '\n' ' ')
+    # The report names call sites as "function (path/file.py:line)"; ComfyUI's are under its tree.
+    sites=$(grep -oE '[A-Za-z0-9_]+/[A-Za-z0-9_/.]+\.py:[0-9]+' "$logs/${name}_oom_report.txt" |
+      grep -E '(^|/)(comfy|comfy_extras)/' | sed 's|.*/\(comfy[a-z_]*/\)|\1|' | sort | uniq -c |
+      sort -rn | head -3 | awk '{print $2}' | tr '\n' ' ')
     if [[ -n $sites ]]; then
       record "$name OOM report" PASS "$(basename "$oom_trace"): $sites"
     else
