@@ -168,10 +168,13 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   Bytes headroom = physical < limit ? limit - physical : Bytes{};
   Bytes device_free;
   Bytes total;
-  if (backend->mem_info(&device_free, &total) == vmm::Status::kOk) {
-    headroom = std::min(headroom, device_free);
-  } else if (device_short) {
+  if (device_short) {
+    // The driver has just refused memory of this size: its free figure is no headroom. On an
+    // H200 cuMemGetInfo said 15.6 MiB free while cuMemCreate refused 12 MiB, and the arena gave
+    // up on a request its 2.2 GiB of cache could serve (docs/RESULTS.md, 2026-11-28).
     headroom = Bytes{};
+  } else if (backend->mem_info(&device_free, &total) == vmm::Status::kOk) {
+    headroom = std::min(headroom, device_free);
   }
   const Bytes need = min > headroom ? min - headroom : Bytes{};
   std::vector<Piece> freed;

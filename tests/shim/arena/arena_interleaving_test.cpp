@@ -16,7 +16,9 @@ namespace cudefrag::arena {
 namespace {
 
 // Forwards to a host backend. `before_create` runs (once) at the start of the next create();
-// unmap() fails with kBackendError from the `fail_unmap_at`-th call on (1-based; 0: never).
+// unmap() fails with kBackendError from the `fail_unmap_at`-th call on (1-based; 0: never);
+// mem_info() claims `phantom` bytes more, free and total, than there are (a driver whose free
+// figure includes memory it keeps for itself, on a card much larger than what is free).
 class HookedBackend final : public vmm::ForwardingBackend {
  public:
   using ForwardingBackend::ForwardingBackend;
@@ -25,6 +27,15 @@ class HookedBackend final : public vmm::ForwardingBackend {
 
   std::function<void()> before_create;
   int fail_unmap_at = 0;
+  Bytes phantom;
+
+  vmm::Status mem_info(Bytes* free_bytes, Bytes* total) override {
+    const vmm::Status s = inner().mem_info(free_bytes, total);
+    if (s != vmm::Status::kOk) return s;
+    if (free_bytes != nullptr) *free_bytes += phantom;
+    if (total != nullptr) *total += phantom;
+    return s;
+  }
 
   vmm::Status create(Bytes size, vmm::Location where, vmm::PhysHandle* out) override {
     if (before_create) std::exchange(before_create, nullptr)();
@@ -44,11 +55,13 @@ struct Hooked {
   HookedBackend* backend = nullptr;
 };
 
-Hooked make_hooked_arena(Bytes capacity, Bytes granularity, const ArenaOptions& options = {}) {
+Hooked make_hooked_arena(Bytes capacity, Bytes granularity, const ArenaOptions& options = {},
+                         Bytes phantom = Bytes{}) {
   vmm::HostBackendOptions host;
   host.capacity = capacity;
   host.granularity = granularity;
   auto backend = std::make_unique<HookedBackend>(vmm::make_host_backend(host));
+  backend->phantom = phantom;
   Hooked h;
   h.backend = backend.get();
   vmm::Status why = vmm::Status::kOk;
@@ -95,6 +108,34 @@ TEST(ArenaInterleaving, ASlotFreedWhileANewSlabIsBuiltLeavesTheSlabReclaimable) 
   EXPECT_EQ(arena.stats().physical, Bytes{0});
   EXPECT_EQ(h.backend->host_stats().live_handles, 0u);
   EXPECT_EQ(h.backend->host_stats().live_mappings, 0u);
+}
+
+// The device is full, and the driver's free figure promises memory its cuMemCreate refuses (an
+// H200 said 15.6 MiB free and refused 12 MiB while the arena held 2.2 GiB of cache): the arena
+// must stitch the request from its cache, not count on that figure and give up.
+TEST(ArenaInterleaving, ARefusedCreateIsServedFromTheCacheWhateverTheFreeFigureSays) {
+  ArenaOptions options;
+  options.small_threshold = Bytes{0};  // every request is a range of its own
+  Hooked h = make_hooked_arena(MiB(4), KiB(64), options, MiB(2));
+  ASSERT_NE(h.arena, nullptr);
+  Arena& arena = *h.arena;
+  // a | b | c | d fill the device; a and c freed: 2 MiB cached in two ranges that cannot be
+  // joined.
+  std::vector<DevicePtr> p;
+  for (int i = 0; i < 4; ++i) {
+    const AllocResult r = arena.allocate(MiB(1), {}, AllocKind::kLegacy);
+    ASSERT_TRUE(r.ok());
+    p.push_back(r.ptr);
+  }
+  ASSERT_EQ(arena.free(p[0], {}, FreeKind::kLegacy), FreeResult::kOk);
+  ASSERT_EQ(arena.free(p[2], {}, FreeKind::kLegacy), FreeResult::kOk);
+  const AllocResult big = arena.allocate(MiB(2), {}, AllocKind::kLegacy);
+  ASSERT_TRUE(big.ok()) << "the cache could serve it, stitched";
+  EXPECT_EQ(arena.stats().physical, MiB(4));
+  EXPECT_EQ(arena.stats().stitches, 1u);
+  ASSERT_EQ(arena.free(big.ptr, {}, FreeKind::kLegacy), FreeResult::kOk);
+  ASSERT_EQ(arena.free(p[1], {}, FreeKind::kLegacy), FreeResult::kOk);
+  ASSERT_EQ(arena.free(p[3], {}, FreeKind::kLegacy), FreeResult::kOk);
 }
 
 // Reclaim unmaps victims one by one; when a later unmap fails, the handles of the victims already
