@@ -52,6 +52,11 @@ struct Arena::Impl {
   // are free to reuse; their handles are appended to `freed`. False if the cache cannot give
   // that much (nothing changed) or an unmap failed (`freed` holds what was unmapped).
   bool reclaim(Bytes need, std::vector<Piece>& freed);
+  // reclaim() what `headroom` (memory that may still be created) does not cover of `min`, then
+  // build() the range from it; nullptr with *status when either fails, *built telling whether
+  // build() ran (and so whether cached memory may have been given back to the driver).
+  Range* reclaim_and_build(Bytes min, Bytes max, Bytes headroom, RangeState state, Bytes requested,
+                           vmm::Status* status, bool* built);
   // Maps a new range of `size` bytes from `reuse` (handles unmapped elsewhere; those not needed
   // are released) and newly created memory.
   Range* build(Bytes size, Bytes max, std::vector<Piece> reuse, RangeState state, Bytes requested,

@@ -168,14 +168,31 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   Bytes headroom = physical < limit ? limit - physical : Bytes{};
   Bytes device_free;
   Bytes total;
-  if (device_short) {
-    // The driver has just refused memory of this size: its free figure is no headroom. On an
-    // H200 cuMemGetInfo said 15.6 MiB free while cuMemCreate refused 12 MiB, and the arena gave
-    // up on a request its 2.2 GiB of cache could serve (docs/RESULTS.md, 2026-11-28).
-    headroom = Bytes{};
-  } else if (backend->mem_info(&device_free, &total) == vmm::Status::kOk) {
+  if (backend->mem_info(&device_free, &total) == vmm::Status::kOk) {
     headroom = std::min(headroom, device_free);
+  } else if (device_short) {
+    headroom = Bytes{};
   }
+  bool built = false;  // reclaim found enough, and build() failed
+  if (Range* r = reclaim_and_build(min, max, headroom, state, requested, status, &built)) return r;
+  if (!built || *status != vmm::Status::kOutOfMemory || headroom.value == 0) return nullptr;
+  // The driver refused what its free figure promised: on an H200 cuMemGetInfo said 15.6 MiB
+  // free while cuMemCreate refused 12 MiB, and the arena gave up on a request its 2.2 GiB of
+  // cache could serve (docs/RESULTS.md, 2026-11-28). The failed build gave what it had
+  // reclaimed back to the driver. Now the request comes from the cache, as far as the cache
+  // reaches, and only the rest from the driver.
+  Bytes cached;
+  {
+    std::lock_guard lock(large.mutex());
+    cached = large.ready_bytes();
+  }
+  return reclaim_and_build(min, max, min > cached ? min - cached : Bytes{}, state, requested,
+                           status, &built);
+}
+
+Range* Arena::Impl::reclaim_and_build(Bytes min, Bytes max, Bytes headroom, RangeState state,
+                                      Bytes requested, vmm::Status* status, bool* built) {
+  *built = false;
   const Bytes need = min > headroom ? min - headroom : Bytes{};
   std::vector<Piece> freed;
   if (!reclaim(need, freed)) {
@@ -184,6 +201,7 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
     *status = vmm::Status::kOutOfMemory;
     return nullptr;
   }
+  *built = true;
   return build(min, max, std::move(freed), state, requested, status);
 }
 
