@@ -36,6 +36,10 @@ ParsedRun parse_run_options(std::span<char* const> args) {
       o.quiet = true;
       continue;
     }
+    if (a == "--keep-torch-alloc-conf") {
+      o.keep_torch_alloc_conf = true;
+      continue;
+    }
     if (a == "--no-hook-dlsym") {
       o.env.emplace_back(config::spec(config::Option::kHookDlsym).env, "0");
       continue;
@@ -90,7 +94,11 @@ std::string run_usage() {
        "CUDEFRAG_HOOK_DLSYM=0).\n"
        "  --lib PATH\n      The libcudefrag.so to preload (default: beside this program, then\n"
        "      ../lib/, then the build tree it was built in).\n"
-       "  --quiet\n      No summary at the end.\n";
+       "  --quiet\n      No summary at the end.\n"
+       "  --keep-torch-alloc-conf\n      In mode arena, leave PYTORCH_CUDA_ALLOC_CONF unset when "
+       "it is\n"
+       "      (default: set it to backend:cudaMallocAsync, so that every PyTorch tensor is one\n"
+       "      arena allocation; a value the program's environment already has is never changed).\n";
   return u;
 }
 

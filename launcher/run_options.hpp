@@ -14,6 +14,7 @@ struct RunOptions {
   std::vector<std::pair<std::string, std::string>> env;  // CUDEFRAG_* variables to set
   std::string library;                                   // --lib; empty: find it
   bool quiet = false;                                    // --quiet: no summary
+  bool keep_torch_alloc_conf = false;                    // --keep-torch-alloc-conf
   bool help = false;
   std::vector<std::string> program;  // program and its arguments
 };

@@ -152,7 +152,8 @@ echo "gpu_check: launcher ${launcher:-none}, shim ${shim_lib:-none}"
 have_shim() { [[ -n $launcher || -n $shim_lib ]]; }
 shim_prefix() {
   if [[ -n $launcher ]]; then
-    shim=("$launcher" run --mode "$1" --)
+    # Each step sets PYTORCH_CUDA_ALLOC_CONF itself (none: PyTorch's native allocator).
+    shim=("$launcher" run --mode "$1" --keep-torch-alloc-conf --)
   else
     shim=(env LD_PRELOAD="$shim_lib" CUDEFRAG_MODE="$1")
   fi
@@ -911,7 +912,8 @@ if want two_gpus; then
     else
       env_conf=()
       [[ $conf == native ]] || env_conf=(PYTORCH_CUDA_ALLOC_CONF="$conf")
-      run_logged "$log" "$limit" env "${env_conf[@]}" "$launcher" run --mode arena -- \
+      run_logged "$log" "$limit" env "${env_conf[@]}" "$launcher" run --mode arena \
+        --keep-torch-alloc-conf -- \
         $py "$repo/examples/pytorch/two_gpus.py"
       rc=$?
       if [[ $rc -eq 77 ]]; then

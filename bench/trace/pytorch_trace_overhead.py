@@ -144,7 +144,7 @@ def trace_events(cudefrag, path):
 
 def run_once(args, trace_path):
     """One run under `cudefrag run`: (workload seconds, process seconds)."""
-    command = [args.cudefrag, "run", "--quiet", "--mode", args.mode]
+    command = [args.cudefrag, "run", "--quiet", "--mode", args.mode, "--keep-torch-alloc-conf"]
     if args.limit:
         command += ["--limit", args.limit]
     if trace_path:

@@ -57,7 +57,8 @@ def run_one(args, contender, card=None):
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), args.workload,
            "--scale", str(args.scale)]
     if name.startswith("cudefrag"):
-        cmd = [args.cudefrag, "run", "--quiet"] + extra + ["--"] + cmd
+        # The contender's PyTorch allocator as named, not the launcher's default choice.
+        cmd = [args.cudefrag, "run", "--quiet", "--keep-torch-alloc-conf"] + extra + ["--"] + cmd
     ballast = None
     try:
         if card is not None:

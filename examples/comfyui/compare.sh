@@ -114,6 +114,8 @@ command_for() {
   if [[ $config == cudefrag* ]]; then
     shim=("$launcher" run)
     [[ $config == cudefrag-limit && $card != full ]] && shim+=(--limit "${card}GiB")
+    # --disable-cuda-malloc means PyTorch's native allocator, also under the launcher.
+    [[ $config == cudefrag-no-cuda-malloc ]] && shim+=(--keep-torch-alloc-conf)
     [[ $trace == 1 ]] && shim+=(--trace "$tracefile" --stacks "$stacks")
     shim+=(--)
   fi

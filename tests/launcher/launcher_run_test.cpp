@@ -24,6 +24,7 @@ using test_support::TempDir;
 
 const EnvChanges kEnv{{"LD_LIBRARY_PATH", CUDEFRAG_TEST_FAKE_DIR},
                       {"LD_PRELOAD", std::nullopt},
+                      {"PYTORCH_CUDA_ALLOC_CONF", std::nullopt},
                       {"CUDEFRAG_MODE", std::nullopt},
                       {"CUDEFRAG_LOG_FILE", std::nullopt}};
 
@@ -71,6 +72,35 @@ TEST(LauncherRun, OptionsReachTheProgramAsEnvironment) {
                   out + "'"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(read_file(out), "passthrough|512MiB|native|0|error");
+}
+
+// In mode arena PyTorch is asked for backend:cudaMallocAsync when the user chose no allocator;
+// a value the environment has (even empty), --keep-torch-alloc-conf or mode passthrough leave
+// the variable as it is.
+TEST(LauncherRun, PyTorchGetsTheAsyncBackendUnlessTheUserChoseOne) {
+  TempDir dir;
+  const std::string out = dir.file("conf");
+  const auto conf_seen = [&](std::vector<std::string> options, EnvChanges env = kEnv) {
+    options.insert(options.end(),
+                   {"--", "/bin/sh", "-c",
+                    "printf '%s' \"${PYTORCH_CUDA_ALLOC_CONF-unset}\" > '" + out + "'"});
+    const Outcome o = launch(options, env);
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    return read_file(out);
+  };
+  EXPECT_EQ(conf_seen({"--quiet"}), "backend:cudaMallocAsync");
+  EXPECT_EQ(conf_seen({"--quiet", "--keep-torch-alloc-conf"}), "unset");
+  EXPECT_EQ(conf_seen({"--quiet", "--mode", "passthrough"}), "unset");
+  EnvChanges chosen = kEnv;
+  chosen.emplace_back("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True");
+  EXPECT_EQ(conf_seen({"--quiet"}, chosen), "expandable_segments:True");
+  EnvChanges empty = kEnv;
+  empty.emplace_back("PYTORCH_CUDA_ALLOC_CONF", "");
+  EXPECT_EQ(conf_seen({"--quiet"}, empty), "");
+  // Without --quiet the launcher says what it chose.
+  const Outcome o = launch({"--", "/bin/true"});
+  EXPECT_NE(o.err.find("PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync"), std::string::npos)
+      << o.err;
 }
 
 // The summary with each run of blanks as one space, so that column widths do not matter.
