@@ -192,6 +192,11 @@ def main(argv):
              ("multi_device.trace", ("--device", "1")), ("truncated.trace", ())]
     h200 = os.path.join(traces, "h200")
     for n in sorted(os.listdir(h200)):
+        # The checkers here take 30-90 s on the whole-workload and ComfyUI traces (100k records,
+        # most of it in Python); the small program traces cover every record kind they check.
+        if n.endswith(".cdtrace") and os.path.getsize(os.path.join(h200, n)) > 64 * 1024:
+            print(f"skip h200/{n}: larger than 64 KiB")
+            continue
         if n.endswith(".cdtrace"):
             cases.append((os.path.join("h200", n), ()))
             if "oom" in n:

@@ -99,7 +99,7 @@ TEST(ReplayH200, EveryTraceReplaysAndFitsTheCardItRanOn) {
       EXPECT_EQ(smallest, MiB(1536)) << model_name(kind);
     }
   }
-  EXPECT_EQ(traces, 4);
+  EXPECT_EQ(traces, 6);
 }
 
 // docs/RESULTS.md: oom_then_continue under `--mode arena --limit 1GiB` peaked at 1010 MiB of
