@@ -225,6 +225,7 @@ Layout layout_3_11() {
 Layout layout_3_12() {
   using namespace v3_12;
   Layout l = common<InterpreterFrame, Code, AsciiStr, CompactStr>({3, 12});
+  l.code_version = offsetof(Code, co_version);
   l.tstate_frame = offsetof(ThreadState, cframe);
   l.through_cframe = true;
   l.cframe_current_frame = offsetof(CFrame, current_frame);
@@ -239,6 +240,7 @@ Layout layout_3_12() {
 Layout layout_3_13() {
   using namespace v3_13;
   Layout l = common<InterpreterFrame, Code, AsciiStr, CompactStr>({3, 13});
+  l.code_version = offsetof(Code, co_version);
   l.tstate_frame = offsetof(ThreadState, current_frame);
   l.through_cframe = false;
   l.tstate_id = offsetof(ThreadState, id);

@@ -73,6 +73,9 @@ struct Layout {
   std::size_t code_qualname = 0;
   std::size_t code_linetable = 0;
   std::size_t code_firstlineno = 0;
+  // co_version (3.12+): numbered from a counter as each code object is made, so it tells a code
+  // object from a later one at the same address. 0: none (3.11).
+  std::size_t code_version = 0;
   std::size_t code_firsttraceable =
       0;                       // frames before it are incomplete: the interpreter hides them
   std::size_t code_units = 0;  // co_code_adaptive

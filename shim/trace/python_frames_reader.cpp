@@ -31,21 +31,6 @@ bool has_type(const Layout& layout, const void* object, const void* type) {
   return aligned(object) && load<const void*>(object, layout.object_type) == type;
 }
 
-// A code object's names and line table: the key changes if any of them is another object, so a
-// code object freed and another allocated at its address is a different key unless its file
-// name, qualified name and line table all reuse the old ones' addresses too.
-std::uint64_t code_key(const Layout& layout, const void* code) {
-  constexpr std::uint64_t kMultiplier = 0x9E3779B97F4A7C15u;
-  std::uint64_t h = address_of(code);
-  for (const std::size_t field :
-       {layout.code_filename, layout.code_qualname, layout.code_linetable}) {
-    h = (h ^ address_of(load<const void*>(code, field))) * kMultiplier;
-    h ^= h >> 29;
-  }
-  h = (h ^ static_cast<std::uint32_t>(load<int>(code, layout.code_firstlineno))) * kMultiplier;
-  return h ^ (h >> 32);
-}
-
 void append_utf8(std::string& out, std::uint32_t c) {
   // A lone surrogate has no UTF-8 form; nor has anything above U+10FFFF.
   if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF) c = 0xFFFD;
@@ -93,6 +78,21 @@ constexpr std::ptrdiff_t kMaxCodeUnits = std::ptrdiff_t{1} << 28;
 
 }  // namespace
 
+// The key changes if any identity field does, so a code object freed and another allocated at
+// its address is a different key unless its file name, qualified name and line table all reuse
+// the old ones' addresses too, with the same first line and (3.12+) the same co_version.
+std::uint64_t code_key(const RawFrame& frame) {
+  constexpr std::uint64_t kMultiplier = 0x9E3779B97F4A7C15u;
+  std::uint64_t h = address_of(frame.code);
+  for (const void* field : {frame.filename, frame.qualname, frame.linetable}) {
+    h = (h ^ address_of(field)) * kMultiplier;
+    h ^= h >> 29;
+  }
+  h = (h ^ (std::uint64_t{frame.version} << 32 | static_cast<std::uint32_t>(frame.firstlineno))) *
+      kMultiplier;
+  return h ^ (h >> 32);
+}
+
 bool object_header_matches(const Layout& layout, const Runtime& runtime) {
   return has_type(layout, runtime.code_type, runtime.type_type) &&
          has_type(layout, runtime.unicode_type, runtime.type_type);
@@ -137,7 +137,15 @@ Walk walk_frames(const Layout& layout, const Runtime& runtime, const void* tstat
       frame = previous;
       continue;
     }
-    out[walk.count++] = {code, code_key(layout, code), static_cast<std::int32_t>(index)};
+    // Plain loads, no hashing: a cache hit compares them (python_stack.cpp).
+    out[walk.count++] = {
+        code,
+        load<const void*>(code, layout.code_filename),
+        load<const void*>(code, layout.code_qualname),
+        load<const void*>(code, layout.code_linetable),
+        load<std::int32_t>(code, layout.code_firstlineno),
+        layout.code_version != 0 ? load<std::uint32_t>(code, layout.code_version) : 0,
+        static_cast<std::int32_t>(index)};
     frame = previous;
   }
   return walk;

@@ -41,14 +41,30 @@ struct Runtime {
 // &PyType_Type at layout.object_type): false for free-threaded and Py_TRACE_REFS builds.
 bool object_header_matches(const Layout& layout, const Runtime& runtime);
 
+// A frame as walked, with what identifies its code object's names and line table: the fields
+// a cache of them must compare (python_stack.hpp). No default member initialisers: the walk's
+// array of 128 of them is then left uninitialised (zeroing its 6 KiB cost 60 ns a capture).
 struct RawFrame {
-  const void* code = nullptr;
-  // Identifies the code object's names and line table (code_key in the .cpp): what is cached
-  // about a code object is keyed by it.
-  std::uint64_t key = 0;
+  const void* code;
+  const void* filename;   // co_filename
+  const void* qualname;   // co_qualname
+  const void* linetable;  // co_linetable
+  std::int32_t firstlineno;
+  std::uint32_t version;  // co_version (3.12+), else 0
   // The instruction, in code units from the start of the code (_PyInterpreterFrame_LASTI).
-  std::int32_t unit = 0;
+  std::int32_t unit;
+
+  // Same code object as far as can be told without a reference to it (python_stack.hpp):
+  // same address, names, line table, first line and version.
+  bool same_code(const RawFrame& o) const {
+    return code == o.code && filename == o.filename && qualname == o.qualname &&
+           linetable == o.linetable && firstlineno == o.firstlineno && version == o.version;
+  }
 };
+
+// A hash of a frame's code identity (all of RawFrame but `unit`): the key of the shared caches
+// of names and lines.
+std::uint64_t code_key(const RawFrame& frame);
 
 struct Walk {
   std::size_t count = 0;

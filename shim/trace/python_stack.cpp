@@ -1,13 +1,16 @@
 #include "shim/trace/python_stack.hpp"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <new>
 #include <string>
 #include <utility>
 
+#include "shim/trace/python_frame_cache.hpp"
 #include "shim/trace/python_frames_reader.hpp"
 
 namespace cudefrag::trace {
@@ -113,13 +116,59 @@ format::PythonFrame frame_of(std::uint64_t names, int line) {
           line, 0};
 }
 
+// Tells PythonStacks apart for the per-thread caches: an address could be another's later.
+std::atomic<std::uint64_t> g_next_instance{1};
+
+// The calling thread's frame cache (python_frame_cache.hpp) and the PythonStacks it was filled
+// for: its string ids mean nothing to another. Trivial, so initial-exec TLS with no destructor
+// to order against the hooks; the cache is freed at thread exit through a pthread key.
+struct ThreadFrameCache {
+  std::uint64_t instance = 0;
+  PythonFrameCache* cache = nullptr;
+};
+[[gnu::tls_model("initial-exec")]] thread_local ThreadFrameCache t_frames;
+
+void free_frame_cache(void* cache) {
+  delete static_cast<PythonFrameCache*>(cache);
+  // Still this thread: a capture made later in its exit (another key's destructor) allocates
+  // afresh and sets the key again, which pthread then destroys in its next round.
+  t_frames = {};
+}
+
+pthread_key_t frame_cache_key() {
+  static const pthread_key_t key = [] {
+    pthread_key_t k{};
+    pthread_key_create(&k, free_frame_cache);
+    return k;
+  }();
+  return key;
+}
+
+// This thread's cache for `instance`, emptied if it was another's; nullptr if out of memory.
+PythonFrameCache* frame_cache(std::uint64_t instance) {
+  ThreadFrameCache& t = t_frames;
+  if (t.instance == instance) [[likely]] {
+    return t.cache;
+  }
+  if (t.cache == nullptr) {
+    t.cache = new (std::nothrow) PythonFrameCache;
+    if (t.cache == nullptr) return nullptr;
+    pthread_setspecific(frame_cache_key(), t.cache);
+  } else {
+    t.cache->clear();
+  }
+  t.instance = instance;
+  return t.cache;
+}
+
 }  // namespace
 
 PythonStacks::PythonStacks(StringTable& strings, PythonStackOptions options)
     : strings_(strings),
       options_(std::move(options)),
       code_names_(kCodeCacheCapacity),
-      lines_(kLineCacheCapacity) {}
+      lines_(kLineCacheCapacity),
+      instance_(g_next_instance.fetch_add(1, std::memory_order_relaxed)) {}
 
 bool PythonStacks::available() const {
   return python() != nullptr;
@@ -200,8 +249,15 @@ std::size_t PythonStacks::capture_walk(void* tstate, bool holds_gil,
     }
     if (holds_gil) return capture_api(tstate, out);
   }
+  PythonFrameCache* const cache = frame_cache(instance_);
   for (std::size_t i = 0; i < walk.count; ++i) {
-    out[i] = frame_of(names_read(raw[i].code, raw[i].key, holds_gil), line_for(raw[i]));
+    if (const format::PythonFrame* hit = cache != nullptr ? cache->find(raw[i]) : nullptr) {
+      out[i] = *hit;
+      continue;
+    }
+    const std::uint64_t key = pyframes::code_key(raw[i]);
+    out[i] = frame_of(names_read(raw[i].code, key, holds_gil), line_for(raw[i], key));
+    if (cache != nullptr) cache->insert(raw[i], out[i]);
   }
   if (holds_gil && !checked_.exchange(true) &&
       !agrees_with_api(tstate, std::span(raw).first(walk.count), out, walked.size())) {
@@ -250,8 +306,8 @@ std::size_t PythonStacks::capture_api(void* tstate, std::span<format::PythonFram
   return n;
 }
 
-std::int32_t PythonStacks::line_for(const pyframes::RawFrame& frame) {
-  std::uint64_t key = (frame.key ^ static_cast<std::uint32_t>(frame.unit)) * 0x9E3779B97F4A7C15u;
+std::int32_t PythonStacks::line_for(const pyframes::RawFrame& frame, std::uint64_t code_key) {
+  std::uint64_t key = (code_key ^ static_cast<std::uint32_t>(frame.unit)) * 0x9E3779B97F4A7C15u;
   key = nonzero_key(key ^ (key >> 32));
   if (const std::uint64_t line = lines_.find(key); line != 0) {
     return static_cast<std::int32_t>(static_cast<std::uint32_t>(line));

@@ -30,9 +30,14 @@
 // Names are read once per code object and cached; so is the line of each instruction a walk
 // meets (computing it decodes the line table: most of a walk's cost otherwise). With the GIL held
 // the cache also keeps a reference to the code object, so its address cannot be reused by another;
-// without the GIL no reference can be taken, and the cache key (python_frames_reader.cpp: code_key)
-// also covers the name and line-table objects, so a reused address reads as a new code object
-// unless all of those were reused as well.
+// without the GIL no reference can be taken, and the cache key (python_frames_reader.hpp:
+// code_key, RawFrame) also covers the name and line-table objects, the first line and, on 3.12+,
+// co_version (a number each new code object takes from a counter), so a reused address reads as
+// a new code object. On 3.11, which has no co_version, it does not if the names and line table
+// were reused at their old addresses as well. In front of those shared caches, each thread keeps
+// the frames it recorded (python_frame_cache.hpp: 64 KiB, direct-mapped, exact compare of the
+// same identity), so a repeated call site costs the walk and a compare per frame: no hashing, no
+// shared probes.
 #pragma once
 
 #include <atomic>
@@ -94,7 +99,7 @@ class PythonStacks {
   std::uint64_t names_of(void* code);                                             // C API, GIL held
   std::uint64_t names_read(const void* code, std::uint64_t key, bool holds_gil);  // walk
   // The line of a walked frame, cached by code object and instruction.
-  std::int32_t line_for(const pyframes::RawFrame& frame);
+  std::int32_t line_for(const pyframes::RawFrame& frame, std::uint64_t code_key);
   // The walk's code objects and lines (at most `limit` frames were asked for) against the C
   // API's (GIL held).
   bool agrees_with_api(void* tstate, std::span<const pyframes::RawFrame> walked,
@@ -111,6 +116,7 @@ class PythonStacks {
   pyframes::Layout layout_;              // set before method_ becomes kWalk
   std::atomic<bool> checked_{false};     // the one comparison with the C API is claimed
   std::atomic<bool> noted_stop_{false};  // an inconsistent walk was reported
+  const std::uint64_t instance_;         // owns the calling thread's frame cache, or not
 };
 
 }  // namespace cudefrag::trace

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "shim/trace/python_frame_cache.hpp"
 #include "shim/trace/python_frames_layout.hpp"
 #include "shim/trace/python_frames_reader.hpp"
 
@@ -316,13 +317,91 @@ TEST_P(PythonFrameReader, CodeKeyFollowsTheNames) {
   const void* f = py.frame(code, 0, kThread, nullptr);
   std::vector<RawFrame> out(1);
   ASSERT_EQ(py.walk(py.thread_state(f), out).count, 1u);
-  const std::uint64_t key = out[0].key;
+  const std::uint64_t key = code_key(out[0]);
   ASSERT_EQ(py.walk(py.thread_state(f), out).count, 1u);
-  EXPECT_EQ(out[0].key, key) << "same code, same names: same key";
+  EXPECT_EQ(code_key(out[0]), key) << "same code, same names: same key";
   // Another code object at the same address, with other names.
   FakeInterpreter::store(code, py.layout().code_qualname, static_cast<const void*>(py.ascii("b")));
   ASSERT_EQ(py.walk(py.thread_state(f), out).count, 1u);
-  EXPECT_NE(out[0].key, key);
+  EXPECT_NE(code_key(out[0]), key);
+}
+
+// The per-thread frame cache answers only for a walked frame equal in every identity field to
+// the one it was filled from: a code object replaced at the same address by one with other names,
+// another line table, first line or co_version, or another instruction, is a miss, never the
+// old frame.
+TEST_P(PythonFrameReader, FrameCacheMissesACodeObjectReplacedAtItsAddress) {
+  void* code = py.code("a.py", "a");
+  const void* f = py.frame(code, 3, kThread, nullptr);
+  const void* tstate = py.thread_state(f);
+  std::vector<RawFrame> out(1);
+  const auto walked = [&] {
+    EXPECT_EQ(py.walk(tstate, out).count, 1u);
+    return out[0];
+  };
+  auto cache = std::make_unique<PythonFrameCache>();
+  const format::PythonFrame recorded{11, 12, 13, 0};
+  const RawFrame original = walked();
+  EXPECT_EQ(cache->find(original), nullptr);
+  cache->insert(original, recorded);
+  const format::PythonFrame* hit = cache->find(walked());
+  ASSERT_NE(hit, nullptr);
+  EXPECT_EQ(hit->file, 11u);
+  EXPECT_EQ(hit->function, 12u);
+  EXPECT_EQ(hit->line, 13);
+
+  const auto expect_miss_after = [&](std::size_t offset, auto value, const char* what) {
+    SCOPED_TRACE(what);
+    decltype(value) old;
+    std::memcpy(&old, static_cast<unsigned char*>(code) + offset, sizeof old);
+    FakeInterpreter::store(code, offset, value);
+    EXPECT_EQ(cache->find(walked()), nullptr);
+    FakeInterpreter::store(code, offset, old);
+    EXPECT_NE(cache->find(walked()), nullptr) << "the same code object again";
+  };
+  const Layout& l = py.layout();
+  expect_miss_after(l.code_filename, static_cast<const void*>(py.ascii("b.py")), "file name");
+  expect_miss_after(l.code_qualname, static_cast<const void*>(py.ascii("b")), "qualified name");
+  expect_miss_after(l.code_linetable, static_cast<const void*>(py.ascii("")), "line table");
+  expect_miss_after(l.code_firstlineno, 7, "first line");
+  if (l.code_version != 0) {
+    expect_miss_after(l.code_version, std::uint32_t{99}, "co_version");
+  }
+
+  // Another instruction of the same code, and another code object elsewhere.
+  out[0] = original;
+  out[0].unit = 4;
+  EXPECT_EQ(cache->find(out[0]), nullptr);
+  const void* other = py.frame(py.code("a.py", "a"), 3, kThread, nullptr);
+  ASSERT_EQ(py.walk(py.thread_state(other), out).count, 1u);
+  EXPECT_EQ(cache->find(out[0]), nullptr);
+
+  cache->clear();
+  EXPECT_EQ(cache->find(original), nullptr);
+}
+
+// More frames than slots: each one found is the one inserted for it, whatever it displaced.
+TEST_P(PythonFrameReader, FrameCacheKeepsOnlyWhatItWasGiven) {
+  const void* code = py.code("a.py", "a");
+  std::vector<RawFrame> out(1);
+  ASSERT_EQ(py.walk(py.thread_state(py.frame(code, 0, kThread, nullptr)), out).count, 1u);
+  auto cache = std::make_unique<PythonFrameCache>();
+  const std::int32_t units = static_cast<std::int32_t>(4 * PythonFrameCache::kEntries);
+  RawFrame raw = out[0];
+  for (std::int32_t unit = 0; unit < units; ++unit) {
+    raw.unit = unit;
+    cache->insert(raw, {1, 2, 1000 + unit, 0});
+  }
+  std::size_t hits = 0;
+  for (std::int32_t unit = 0; unit < units; ++unit) {
+    raw.unit = unit;
+    if (const format::PythonFrame* hit = cache->find(raw)) {
+      EXPECT_EQ(hit->line, 1000 + unit);
+      ++hits;
+    }
+  }
+  EXPECT_GT(hits, 0u);
+  EXPECT_LE(hits, PythonFrameCache::kEntries);
 }
 
 TEST_P(PythonFrameReader, ReadsStrInEveryCompactKind) {

@@ -50,24 +50,18 @@ extern "C" [[gnu::visibility("default")]] void probe_configure(const char* path)
   cudefrag::trace::configure(o);
 }
 
-// Captures the calling thread's Python frames with a PythonStacks of its own and writes them to
-// `out` as lines "function|file|line", then each note it made as "!note". assume_major 0: the
-// detected version. Returns the number of frames, or -1 if `out` is too small.
-extern "C" [[gnu::visibility("default")]] int probe_capture(int assume_major, int assume_minor,
-                                                            char* out, int out_size) {
+namespace {
+
+// `stacks`' capture on the calling thread, as lines "function|file|line" (texts: every string
+// defined so far, by id), then each note as "!note". -1 if `out` is too small.
+int render_capture(cudefrag::trace::PythonStacks& stacks,
+                   cudefrag::trace::DefinitionQueue& definitions,
+                   std::map<std::uint32_t, std::string>& texts,
+                   const std::vector<std::string>& notes, char* out, int out_size) {
   using namespace cudefrag::trace;
-  static std::vector<std::string> notes;  // one capture at a time: the callers are tests
-  notes.clear();
-  DefinitionQueue definitions;
-  StringTable strings(definitions);
-  PythonStackOptions options;
-  options.messages = [](std::string_view note) { notes.emplace_back(note); };
-  if (assume_major != 0) options.assume_version = pyframes::Version{assume_major, assume_minor};
-  PythonStacks stacks(strings, options);
   std::array<format::PythonFrame, 128> frames{};
   const std::size_t n = stacks.capture(frames);
 
-  std::map<std::uint32_t, std::string> texts;
   std::vector<std::byte> records;
   definitions.take(records);
   for (std::size_t at = 0; at + sizeof(format::StringRecord) <= records.size();) {
@@ -86,6 +80,40 @@ extern "C" [[gnu::visibility("default")]] int probe_capture(int assume_major, in
   if (rendered.size() >= static_cast<std::size_t>(out_size)) return -1;
   std::memcpy(out, rendered.c_str(), rendered.size() + 1);
   return static_cast<int>(n);
+}
+
+}  // namespace
+
+// Captures the calling thread's Python frames with a PythonStacks of its own and writes them to
+// `out` as render_capture does. assume_major 0: the detected version. Returns the number of
+// frames, or -1 if `out` is too small.
+extern "C" [[gnu::visibility("default")]] int probe_capture(int assume_major, int assume_minor,
+                                                            char* out, int out_size) {
+  using namespace cudefrag::trace;
+  static std::vector<std::string> notes;  // one capture at a time: the callers are tests
+  notes.clear();
+  DefinitionQueue definitions;
+  StringTable strings(definitions);
+  PythonStackOptions options;
+  options.messages = [](std::string_view note) { notes.emplace_back(note); };
+  if (assume_major != 0) options.assume_version = pyframes::Version{assume_major, assume_minor};
+  PythonStacks stacks(strings, options);
+  std::map<std::uint32_t, std::string> texts;
+  return render_capture(stacks, definitions, texts, notes, out, out_size);
+}
+
+// As probe_capture, with one PythonStacks kept from call to call (and its caches with it), as
+// the recorder keeps one: what a cache remembers of a code object must not outlive it.
+extern "C" [[gnu::visibility("default")]] int probe_capture_kept(char* out, int out_size) {
+  using namespace cudefrag::trace;
+  static std::vector<std::string> notes;
+  static DefinitionQueue definitions;
+  static StringTable strings(definitions);
+  static PythonStacks stacks(strings,
+                             {.messages = [](std::string_view note) { notes.emplace_back(note); }});
+  static std::map<std::uint32_t, std::string> texts;
+  notes.clear();
+  return render_capture(stacks, definitions, texts, notes, out, out_size);
 }
 
 // probe_capture's frame count from a thread this library starts, which Python never saw.
