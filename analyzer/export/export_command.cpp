@@ -13,18 +13,11 @@
 #include "analyzer/export/perfetto.hpp"
 #include "analyzer/export/rmm_csv.hpp"
 #include "analyzer/read/reader.hpp"
+#include "analyzer/report/options.hpp"
 #include "analyzer/report/progress.hpp"
 
 namespace cudefrag::analyzer {
 namespace {
-
-constexpr int kBadInput = 2;
-constexpr int kOutputFailed = 1;
-
-std::uint64_t file_size(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-}
 
 struct Output {
   std::string path;
@@ -58,14 +51,8 @@ void remove_all(std::vector<Output>& outputs) {
 
 int export_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
   const ParsedExportArgs parsed = parse_export_args(args);
-  if (parsed.help) {
-    std::fputs(kExportUsage, out);
-    return 0;
-  }
-  if (!parsed.options) {
-    std::fprintf(err, "cudefrag export: %s\n\n%s", parsed.error.c_str(), kExportUsage);
-    return kBadInput;
-  }
+  if (const auto status = command_line_exit(parsed, "export", kExportUsage, out, err))
+    return *status;
   const ExportOptions& options = *parsed.options;
 
   TraceReader reader(options.trace);

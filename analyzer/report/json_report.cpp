@@ -5,14 +5,30 @@
 namespace cudefrag::analyzer {
 namespace {
 
-void site_rows(JsonWriter& j, const std::vector<SiteRow>& rows, bool oldest, bool lifetimes) {
+// `items` as an array of strings under the key `name`.
+void string_array(JsonWriter& j, std::string_view name, const std::vector<std::string>& items) {
+  j.key(name).begin_array();
+  for (const std::string& item : items) j.value(item);
+  j.end_array();
+}
+
+// `items` as an array of objects, where the writer stands (after a key, or in an array): each
+// object's fields are what `fields(item)` writes into `j`.
+template <typename Items, typename Fields>
+void object_array(JsonWriter& j, const Items& items, Fields fields) {
   j.begin_array();
-  for (const SiteRow& row : rows) {
+  for (const auto& item : items) {
     j.begin_object();
+    fields(item);
+    j.end_object();
+  }
+  j.end_array();
+}
+
+void site_rows(JsonWriter& j, const std::vector<SiteRow>& rows, bool oldest, bool lifetimes) {
+  object_array(j, rows, [&](const SiteRow& row) {
     j.field("site", row.site);
-    j.key("frames").begin_array();
-    for (const std::string& f : row.frames) j.value(f);
-    j.end_array();
+    string_array(j, "frames", row.frames);
     j.field("bytes", row.bytes);
     j.field("allocations", row.allocations);
     if (oldest) j.key("oldest_s").seconds(row.oldest_ns);
@@ -22,9 +38,7 @@ void site_rows(JsonWriter& j, const std::vector<SiteRow>& rows, bool oldest, boo
       j.key("mean_lifetime_s")
           .seconds(row.freed != 0 ? static_cast<std::int64_t>(row.lifetime_ns / row.freed) : 0);
     }
-    j.end_object();
-  }
-  j.end_array();
+  });
 }
 
 void state(JsonWriter& j, const format::ArenaStateFields& s) {
@@ -43,9 +57,7 @@ void state(JsonWriter& j, const format::ArenaStateFields& s) {
 void run(JsonWriter& j, const ReportData& d) {
   j.key("run").begin_object();
   j.field("program", d.process.program);
-  j.key("command_line").begin_array();
-  for (const std::string& a : d.process.command_line) j.value(a);
-  j.end_array();
+  string_array(j, "command_line", d.process.command_line);
   j.field("pid", d.process.pid);
   j.field("start_wall_ns", d.process.start_wall_ns);
   static constexpr const char* kStackModes[] = {"none", "native", "python", "both"};
@@ -53,9 +65,7 @@ void run(JsonWriter& j, const ReportData& d) {
   j.key("config").begin_object();
   for (const ConfigEntry& c : d.config) j.field(c.key, c.value);
   j.end_object();
-  j.key("gpus").begin_array();
-  for (const DeviceInfo& g : d.gpus) {
-    j.begin_object();
+  object_array(j.key("gpus"), d.gpus, [&](const DeviceInfo& g) {
     j.field("device", g.ordinal);
     j.field("name", g.name);
     j.field("total_bytes", g.total_memory);
@@ -66,9 +76,7 @@ void run(JsonWriter& j, const ReportData& d) {
       uuid += kHex[b & 15];
     }
     j.field("uuid", uuid);
-    j.end_object();
-  }
-  j.end_array();
+  });
   if (d.runtime) {
     j.field("driver_version", d.runtime->driver_version);
     j.field("runtime_version", d.runtime->runtime_version);
@@ -85,9 +93,7 @@ void run(JsonWriter& j, const ReportData& d) {
 }
 
 void devices(JsonWriter& j, const ReportData& data) {
-  j.key("devices").begin_array();
-  for (const DeviceReport& d : data.devices) {
-    j.begin_object();
+  object_array(j.key("devices"), data.devices, [&](const DeviceReport& d) {
     j.field("device", d.device);
     j.field("name", d.name);
     j.field("total_bytes", d.total_memory);
@@ -120,33 +126,20 @@ void devices(JsonWriter& j, const ReportData& data) {
       j.field(kArenaKinds[k], d.arena_events[k]);
     }
     j.end_object();
-    j.key("timeline").begin_array();
-    for (const TimeBucket& b : d.timeline) {
-      j.begin_object();
+    object_array(j.key("timeline"), d.timeline, [&](const TimeBucket& b) {
       j.key("start_s").seconds(b.start_ns);
       j.key("end_s").seconds(b.end_ns);
       j.field("max_live", b.max_live);
-      j.key("max_physical");
-      if (b.has_physical) {
-        j.value(b.max_physical);
-      } else {
-        j.null();
-      }
-      j.end_object();
-    }
-    j.end_array();
+      j.field("max_physical", b.has_physical ? std::optional(b.max_physical) : std::nullopt);
+    });
     j.field("peak_sites", d.peak_sites);
     j.key("peak_consumers");
     site_rows(j, d.peak_consumers, false, false);
-    j.end_object();
-  }
-  j.end_array();
+  });
 }
 
 void ooms(JsonWriter& j, const ReportData& data) {
-  j.key("ooms").begin_array();
-  for (const OomReport& o : data.ooms) {
-    j.begin_object();
+  object_array(j.key("ooms"), data.ooms, [&](const OomReport& o) {
     j.key("time_s").seconds(o.time_ns);
     j.field("device", o.device);
     j.field("entry_point", o.entry);
@@ -155,20 +148,11 @@ void ooms(JsonWriter& j, const ReportData& data) {
     j.field("thread", o.thread);
     j.field("stream", o.stream);
     j.field("site", o.site);
-    j.key("frames").begin_array();
-    for (const std::string& f : o.frames) j.value(f);
-    j.end_array();
+    string_array(j, "frames", o.frames);
     j.key("state");
     state(j, o.state);
-    j.key("outside_arena");
-    if (o.outside_arena) {
-      j.value(*o.outside_arena);
-    } else {
-      j.null();
-    }
-    j.key("findings").begin_array();
-    for (const std::string& r : o.reasons) j.value(r);
-    j.end_array();
+    j.field("outside_arena", o.outside_arena);
+    string_array(j, "findings", o.reasons);
     j.field("traced_live_bytes", o.traced_live);
     j.field("traced_live_allocations", o.traced_live_allocations);
     j.key("live_by_site");
@@ -181,9 +165,7 @@ void ooms(JsonWriter& j, const ReportData& data) {
     } else {
       j.null();
     }
-    j.end_object();
-  }
-  j.end_array();
+  });
 }
 
 }  // namespace
@@ -207,20 +189,10 @@ std::string json_report(const ReportData& d) {
   j.end_object();
 
   j.key("filters").begin_object();
-  j.key("device");
-  if (d.options.device) {
-    j.value(*d.options.device);
-  } else {
-    j.null();
-  }
+  j.field("device", d.options.device);
   j.key("from_s").seconds(d.range_from_ns);
   j.key("to_s").seconds(d.range_to_ns);
-  j.key("site");
-  if (d.options.site) {
-    j.value(*d.options.site);
-  } else {
-    j.null();
-  }
+  j.field("site", d.options.site);
   j.field("top", static_cast<std::uint64_t>(d.options.top));
   j.end_object();
 
@@ -241,16 +213,12 @@ std::string json_report(const ReportData& d) {
   j.field("replaced_allocations", c.replaced);
   j.end_object();
 
-  j.key("entry_points").begin_array();
-  for (const EntryUse& e : d.entries) {
-    j.begin_object();
+  object_array(j.key("entry_points"), d.entries, [&](const EntryUse& e) {
     j.field("name", e.name);
     j.field("allocations", e.allocations);
     j.field("frees", e.frees);
     j.field("ooms", e.ooms);
-    j.end_object();
-  }
-  j.end_array();
+  });
 
   devices(j, d);
   ooms(j, d);
@@ -261,9 +229,7 @@ std::string json_report(const ReportData& d) {
   j.key("most_short_lived");
   site_rows(j, d.short_lived, false, true);
 
-  j.key("sizes").begin_array();
-  for (const SizeBucket& b : d.sizes) {
-    j.begin_object();
+  object_array(j.key("sizes"), d.sizes, [&](const SizeBucket& b) {
     j.field("from_bytes", b.from);
     j.key("to_bytes");
     if (b.to == 0) {
@@ -273,19 +239,13 @@ std::string json_report(const ReportData& d) {
     }
     j.field("allocations", b.allocations);
     j.field("bytes", b.bytes);
-    j.end_object();
-  }
-  j.end_array();
+  });
 
-  j.key("marks").begin_array();
-  for (const Mark& m : d.marks) {
-    j.begin_object();
+  object_array(j.key("marks"), d.marks, [&](const Mark& m) {
     j.key("time_s").seconds(static_cast<std::int64_t>(m.time_ns));
     j.field("thread", m.thread);
     j.field("text", m.text);
-    j.end_object();
-  }
-  j.end_array();
+  });
   j.end_object();
   return j.take();
 }

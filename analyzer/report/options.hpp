@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,5 +31,27 @@ struct ParsedReportArgs {
 ParsedReportArgs parse_report_args(std::span<char* const> args);
 
 extern const char* const kReportUsage;
+
+// Exit statuses of `cudefrag report` and `cudefrag export` (both usage texts state them).
+inline constexpr int kOutputFailed = 1;
+inline constexpr int kBadInput = 2;
+
+// How `cudefrag report` and `cudefrag export` answer their parsed command line (`parsed`, a
+// ParsedReportArgs or a ParsedExportArgs) before doing anything: for --help, `usage` on `out` and
+// exit status 0; for a bad command line, "cudefrag COMMAND: ERROR", a blank line and `usage` on
+// `err`, and kBadInput. nullopt when `parsed.options` holds the options and the command goes on.
+template <typename Parsed>
+std::optional<int> command_line_exit(const Parsed& parsed, const char* command, const char* usage,
+                                     std::FILE* out, std::FILE* err) {
+  if (parsed.help) {
+    std::fputs(usage, out);
+    return 0;
+  }
+  if (!parsed.options) {
+    std::fprintf(err, "cudefrag %s: %s\n\n%s", command, parsed.error.c_str(), usage);
+    return kBadInput;
+  }
+  return std::nullopt;
+}
 
 }  // namespace cudefrag::analyzer

@@ -1,10 +1,16 @@
 #include "analyzer/report/progress.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analyzer/report/text_units.hpp"
 
 namespace cudefrag::analyzer {
+
+std::uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
 
 Progress::Progress(std::FILE* out, std::uint64_t file_bytes)
     : out_(out),

@@ -5,8 +5,12 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 namespace cudefrag::analyzer {
+
+// The size of the file at `path`, for Progress; 0 (no progress shown) when it cannot be stat'd.
+std::uint64_t file_size(const std::string& path);
 
 class Progress {
  public:

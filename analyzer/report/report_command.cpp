@@ -1,7 +1,5 @@
 #include "analyzer/report/report_command.hpp"
 
-#include <sys/stat.h>
-
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -9,6 +7,7 @@
 #include "analyzer/read/reader.hpp"
 #include "analyzer/report/html_report.hpp"
 #include "analyzer/report/json_report.hpp"
+#include "analyzer/report/options.hpp"
 #include "analyzer/report/progress.hpp"
 #include "analyzer/report/record_pipe.hpp"
 #include "analyzer/report/replay.hpp"
@@ -17,14 +16,6 @@
 
 namespace cudefrag::analyzer {
 namespace {
-
-constexpr int kBadInput = 2;
-constexpr int kOutputFailed = 1;
-
-std::uint64_t file_size(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-}
 
 bool write_all(std::FILE* out, const std::string& text) {
   return std::fwrite(text.data(), 1, text.size(), out) == text.size() && std::fflush(out) == 0;
@@ -51,14 +42,8 @@ bool write_file(const std::string& path, const std::string& text, std::FILE* err
 
 int report_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
   const ParsedReportArgs parsed = parse_report_args(args);
-  if (parsed.help) {
-    std::fputs(kReportUsage, out);
-    return 0;
-  }
-  if (!parsed.options) {
-    std::fprintf(err, "cudefrag report: %s\n\n%s", parsed.error.c_str(), kReportUsage);
-    return kBadInput;
-  }
+  if (const auto status = command_line_exit(parsed, "report", kReportUsage, out, err))
+    return *status;
   const ReportOptions& options = *parsed.options;
 
   TraceReader reader(options.trace);

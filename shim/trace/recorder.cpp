@@ -74,6 +74,27 @@ format::ArenaStateFields state_fields(const ArenaState& s) {
           s.limit.value, s.largest_extent.value, s.driver_free.value, s.driver_total.value};
 }
 
+// The MemoryRecord of an AllocEvent or a FreeEvent (`event`), which differ only in its type and
+// in what stands for requested and granted. The stack is left 0: record_* captures it itself, so
+// that capture_stack's caller stays record_* (kOwnFrames). A zero event time reads the clock.
+template <typename Event>
+format::MemoryRecord memory_record(format::RecordType type, const Event& event,
+                                   std::uint32_t thread, std::uint64_t requested,
+                                   std::uint64_t granted) {
+  return {{type, sizeof(format::MemoryRecord)},
+          event.entry.value,
+          device_field(event.device),
+          thread,
+          event.result,
+          event.time.value != 0 ? event.time.value : now().value,
+          event.address.value,
+          requested,
+          granted,
+          stream_field(event.stream),
+          0,
+          0};
+}
+
 std::atomic<std::uint64_t> g_next_recorder_id{1};
 
 // The calling thread's buffer for the recorder it last recorded into.
@@ -459,18 +480,8 @@ void Recorder::record_alloc(const AllocEvent& e) {
   Impl& s = *impl_;
   if (!s.enabled.load(std::memory_order_relaxed)) return;
   ThreadSlot& slot = s.slot();
-  format::MemoryRecord r{{format::RecordType::kAlloc, sizeof(format::MemoryRecord)},
-                         e.entry.value,
-                         device_field(e.device),
-                         slot.thread_id,
-                         e.result,
-                         e.time.value != 0 ? e.time.value : now().value,
-                         e.address.value,
-                         e.requested.value,
-                         e.granted.value,
-                         stream_field(e.stream),
-                         0,
-                         0};
+  format::MemoryRecord r = memory_record(format::RecordType::kAlloc, e, slot.thread_id,
+                                         e.requested.value, e.granted.value);
   r.stack = s.capture_stack(slot);
   s.append(slot, bytes_of(r));
 }
@@ -479,18 +490,8 @@ void Recorder::record_free(const FreeEvent& e) {
   Impl& s = *impl_;
   if (!s.enabled.load(std::memory_order_relaxed)) return;
   ThreadSlot& slot = s.slot();
-  format::MemoryRecord r{{format::RecordType::kFree, sizeof(format::MemoryRecord)},
-                         e.entry.value,
-                         device_field(e.device),
-                         slot.thread_id,
-                         e.result,
-                         e.time.value != 0 ? e.time.value : now().value,
-                         e.address.value,
-                         0,
-                         e.size.value,
-                         stream_field(e.stream),
-                         0,
-                         0};
+  format::MemoryRecord r =
+      memory_record(format::RecordType::kFree, e, slot.thread_id, 0, e.size.value);
   r.stack = s.capture_stack(slot);
   s.append(slot, bytes_of(r));
 }

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+
 namespace cudefrag::analyzer {
 namespace {
 
@@ -27,6 +30,21 @@ TEST(JsonWriter, NestsAndEscapes) {
             "  ],\n"
             "  \"empty\": {},\n"
             "  \"t\": -1.500000000\n"
+            "}\n");
+}
+
+TEST(JsonWriter, OptionalIsItsValueOrNull) {
+  JsonWriter j;
+  j.begin_object();
+  j.field("number", std::optional<int>(-7));
+  j.field("text", std::optional<std::string>("x"));
+  j.field("none", std::optional<std::uint64_t>());
+  j.end_object();
+  EXPECT_EQ(j.take(),
+            "{\n"
+            "  \"number\": -7,\n"
+            "  \"text\": \"x\",\n"
+            "  \"none\": null\n"
             "}\n");
 }
 
