@@ -119,13 +119,18 @@ TEST_P(NativeStackTest, CaptureStartsAtTheCallerAndNamesKnownFunctions) {
   EXPECT_TRUE(found_main) << "the walk should reach main:" << all;
 }
 
-TEST_P(NativeStackTest, RecorderDedupesCallSitesAndSymbolizesThem) {
-  TempDir dir;
+// A recorder of native stacks only, with the unwinder under test, writing into `dir`.
+std::unique_ptr<Recorder> native_recorder(const TempDir& dir, NativeUnwinder unwinder) {
   Options o;
   o.path = dir.file("t.trace");
   o.stacks = StackMode::kNative;
-  o.unwinder = GetParam();
-  auto recorder = Recorder::open(o);
+  o.unwinder = unwinder;
+  return Recorder::open(o);
+}
+
+TEST_P(NativeStackTest, RecorderDedupesCallSitesAndSymbolizesThem) {
+  TempDir dir;
+  auto recorder = native_recorder(dir, GetParam());
   ASSERT_NE(recorder, nullptr);
   for (int i = 0; i < 5; ++i) {
     cudefrag_test_site_a(*recorder, i);
@@ -158,11 +163,7 @@ TEST_P(NativeStackTest, RecorderDedupesCallSitesAndSymbolizesThem) {
 
 TEST_P(NativeStackTest, PathsToOneLeafGetTheirOwnStacksAndRepeatsTheSame) {
   TempDir dir;
-  Options o;
-  o.path = dir.file("t.trace");
-  o.stacks = StackMode::kNative;
-  o.unwinder = GetParam();
-  auto recorder = Recorder::open(o);
+  auto recorder = native_recorder(dir, GetParam());
   ASSERT_NE(recorder, nullptr);
   // Interleaved, so that no capture can reuse the one just before it.
   for (int i = 0; i < 4; ++i) {
