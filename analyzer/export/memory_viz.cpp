@@ -133,9 +133,10 @@ void MemoryVizSink::unmapped(const ExportContext& c, const DeviceMemory& d, Addr
   segment_event(c, d, "segment_unmap", r, t);
 }
 
-void MemoryVizSink::allocated(const ExportContext& c, const Block& b, std::uint64_t t) {
+void MemoryVizSink::block_event(const ExportContext& c, std::string_view action, const Block& b,
+                                std::uint64_t t) {
   DeviceTrace& d = trace(b.device);
-  begin_event(d, "alloc", b.stream, t, c);
+  begin_event(d, action, b.stream, t, c);
   name(d, "addr");
   d.pickle.integer(b.address);
   name(d, "size");
@@ -145,20 +146,15 @@ void MemoryVizSink::allocated(const ExportContext& c, const Block& b, std::uint6
   end_event(d);
 }
 
+void MemoryVizSink::allocated(const ExportContext& c, const Block& b, std::uint64_t t) {
+  block_event(c, "alloc", b, t);
+}
+
 void MemoryVizSink::freed(const ExportContext& c, const Block& b, bool, std::uint64_t t) {
-  DeviceTrace& d = trace(b.device);
   // The frames of a free are those of the allocation, as PyTorch records them. The free is
   // complete at once: the viewer folds the pair into one "free".
-  for (const std::string_view action : {"free_requested", "free_completed"}) {
-    begin_event(d, action, b.stream, t, c);
-    name(d, "addr");
-    d.pickle.integer(b.address);
-    name(d, "size");
-    d.pickle.integer(b.size);
-    name(d, "frames");
-    frames(d, c, b.stack);
-    end_event(d);
-  }
+  block_event(c, "free_requested", b, t);
+  block_event(c, "free_completed", b, t);
 }
 
 void MemoryVizSink::oom(const ExportContext& c, const format::OomRecord& r, std::uint64_t t) {

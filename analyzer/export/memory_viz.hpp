@@ -56,6 +56,9 @@ class MemoryVizSink : public ExportSink {
   void end_event(DeviceTrace& d);
   void segment_event(const ExportContext& c, const DeviceMemory& d, std::string_view action,
                      AddressRange r, std::uint64_t t);
+  // An event about one block (alloc, free_requested, free_completed): address, size, frames.
+  void block_event(const ExportContext& c, std::string_view action, const Block& b,
+                   std::uint64_t t);
   // A key or action name: stored once per device, then referred to (a third of an event's
   // bytes otherwise).
   void name(DeviceTrace& d, std::string_view text);

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "analyzer/report/text_units.hpp"
+
 namespace cudefrag::analyzer {
 
 // `text` with & < > " ' as character references, and control characters other than tab and
@@ -16,5 +18,11 @@ std::string html_escaped(std::string_view text);
 // At most `max_chars` characters (UTF-8 code points) of `text`, ending in "…" when cut; never
 // splits a multi-byte character. For labels that must fit a chart; the tooltip has the whole.
 std::string shortened(std::string_view text, std::size_t max_chars);
+
+// A page or drawing being written: TextBuffer plus e(), which escapes text from the trace.
+class HtmlBuffer : public TextBuffer {
+ public:
+  void e(std::string_view text) { text_ += html_escaped(text); }
+};
 
 }  // namespace cudefrag::analyzer

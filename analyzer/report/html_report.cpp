@@ -85,16 +85,8 @@ svg.chart .bar-label { font-family: ui-monospace, "DejaVu Sans Mono", "Liberatio
 svg.chart .bar-value { fill: #3a4150; }
 )";
 
-class Page {
- public:
-  void s(std::string_view text) { text_ += text; }
-  // Text from the trace (or anything not written here): escaped.
-  void e(std::string_view text) { text_ += html_escaped(text); }
-  std::string take() { return std::move(text_); }
-
- private:
-  std::string text_;
-};
+// Text from the trace (or anything not written here) goes through e(): escaped.
+using Page = HtmlBuffer;
 
 std::string hex(std::uint64_t value) {
   char text[24];

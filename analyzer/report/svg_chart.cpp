@@ -16,26 +16,13 @@ namespace {
 // average, which is enough to keep labels from running into each other.
 constexpr double kCharWidth = 7.0;
 
-class Svg {
+class Svg : public HtmlBuffer {
  public:
-  [[gnu::format(printf, 2, 3)]] void f(const char* format, ...) {
-    va_list args;
-    va_start(args, format);
-    append_vformat(text_, format, args);
-    va_end(args);
-  }
-  void s(std::string_view text) { text_ += text; }
-  // Escaped text from the caller.
-  void e(std::string_view text) { text_ += html_escaped(text); }
   void title(std::string_view tooltip) {
     s("<title>");
     e(tooltip);
     s("</title>");
   }
-  std::string take() { return std::move(text_); }
-
- private:
-  std::string text_;
 };
 
 double text_width(std::string_view text) {

@@ -17,20 +17,7 @@ constexpr std::size_t kFramesShown = 4;  // the call site and the three frames t
 constexpr std::size_t kBarWidth = 30;
 constexpr std::size_t kMarksShown = 20;
 
-class Out {
- public:
-  [[gnu::format(printf, 2, 3)]] void f(const char* format, ...) {
-    va_list args;
-    va_start(args, format);
-    append_vformat(text_, format, args);
-    va_end(args);
-  }
-  void s(const std::string& text) { text_ += text; }
-  std::string take() { return std::move(text_); }
-
- private:
-  std::string text_;
-};
+using Out = TextBuffer;
 
 // Words of `text` in lines of at most `width` columns, every line after the first indented by
 // `indent` spaces; a newline ends the last line.

@@ -4,6 +4,8 @@
 #include <cstdarg>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace cudefrag::analyzer {
@@ -40,5 +42,22 @@ std::vector<std::string> report_warnings(const ReportData& d);
 // vprintf into the end of `text`, whatever the length (for printf-like members of writers).
 [[gnu::format(printf, 2, 0)]] void append_vformat(std::string& text, const char* format,
                                                   std::va_list args);
+
+// A report being written: text appended piece by piece, taken whole at the end. The text, HTML
+// and SVG writers build on it.
+class TextBuffer {
+ public:
+  [[gnu::format(printf, 2, 3)]] void f(const char* format, ...) {
+    va_list args;
+    va_start(args, format);
+    append_vformat(text_, format, args);
+    va_end(args);
+  }
+  void s(std::string_view text) { text_ += text; }
+  std::string take() { return std::move(text_); }
+
+ protected:
+  std::string text_;
+};
 
 }  // namespace cudefrag::analyzer
