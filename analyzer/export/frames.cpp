@@ -5,15 +5,10 @@
 #include <string_view>
 
 #include "analyzer/report/call_site.hpp"
+#include "analyzer/report/text_units.hpp"
 
 namespace cudefrag::analyzer {
 namespace {
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%" PRIx64, value);
-  return text;
-}
 
 // The interpreter running the Python frames: the python binary or libpython, or one of its
 // evaluation functions (in a binary whose name says nothing, such as an embedded interpreter).
@@ -44,7 +39,7 @@ std::vector<Frame> FrameTable::frames(std::uint32_t id, bool* complete) const {
     const auto it = symbols_.find(address);
     if (it == symbols_.end()) {
       *complete = false;
-      out.push_back({"??", 0, hex(address)});
+      out.push_back({"??", 0, hex_text(address)});
       continue;
     }
     const std::string module = string(it->second.module);
@@ -54,8 +49,8 @@ std::vector<Frame> FrameTable::frames(std::uint32_t id, bool* complete) const {
     f.filename = module.empty() ? "??" : module;
     f.name = !symbol.empty() ? symbol
              : !module.empty()
-                 ? std::string(base_name(module)) + "+" + hex(it->second.module_offset)
-                 : hex(address);
+                 ? std::string(base_name(module)) + "+" + hex_text(it->second.module_offset)
+                 : hex_text(address);
     out.push_back(std::move(f));
   }
   for (const format::PythonFrame& p : stack.python) {

@@ -8,12 +8,6 @@
 namespace cudefrag::analyzer {
 namespace {
 
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%" PRIx64, value);
-  return text;
-}
-
 std::string gpu(std::int16_t device) {
   return device >= 0 ? "GPU " + std::to_string(device) : std::string("GPU ?");
 }
@@ -112,7 +106,7 @@ void PerfettoSink::oom(const ExportContext& c, const format::OomRecord& r, std::
                                 .field("entry_point", entry)
                                 .field("requested", r.requested)
                                 .field("result", static_cast<int>(r.result))
-                                .field("stream", hex(r.stream))
+                                .field("stream", hex_text(r.stream))
                                 .field("site", site.label)
                                 .strings("frames", site.frames)
                                 .field("live", s.live)

@@ -88,12 +88,6 @@ svg.chart .bar-value { fill: #3a4150; }
 // Text from the trace (or anything not written here) goes through e(): escaped.
 using Page = HtmlBuffer;
 
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%" PRIx64, value);
-  return text;
-}
-
 std::string mean_lifetime(const SiteRow& row) {
   return seconds_text(row.freed != 0 ? static_cast<std::int64_t>(row.lifetime_ns / row.freed) : 0);
 }
@@ -384,7 +378,7 @@ void oom_section(Page& p, const ReportData& data) {
     p.s(")</h3><table class=\"kv\"><tr><th>requested at</th>");
     site_cell(p, o.site, o.frames);
     p.s("</tr>");
-    kv_row(p, "thread, stream", std::to_string(o.thread) + ", " + hex(o.stream));
+    kv_row(p, "thread, stream", std::to_string(o.thread) + ", " + hex_text(o.stream));
     const format::ArenaStateFields& s = o.state;
     kv_row(p, "arena state",
            "live " + bytes_text(s.live) + ", cached " + bytes_text(s.cached) + ", mapped " +

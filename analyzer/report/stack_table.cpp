@@ -4,17 +4,12 @@
 #include <cstdio>
 
 #include "analyzer/report/call_site.hpp"
+#include "analyzer/report/text_units.hpp"
 
 namespace cudefrag::analyzer {
 namespace {
 
 constexpr std::uint32_t kNone = UINT32_MAX;
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%" PRIx64, value);
-  return text;
-}
 
 }  // namespace
 
@@ -72,15 +67,15 @@ std::string StackTable::native_frame(std::uint64_t address, bool* internal, bool
   *known = it != symbols_.end();
   if (!*known) {
     *internal = false;
-    return hex(address);
+    return hex_text(address);
   }
   const std::string module = it->second.module != 0 ? string(it->second.module) : "";
   const std::string symbol = it->second.symbol != 0 ? string(it->second.symbol) : "";
   *internal = is_allocator_internal(module, symbol);
   const std::string where(base_name(module));
   if (!symbol.empty()) return where.empty() ? symbol : symbol + " [" + where + "]";
-  if (!where.empty()) return where + "+" + hex(it->second.module_offset);
-  return hex(address);
+  if (!where.empty()) return where + "+" + hex_text(it->second.module_offset);
+  return hex_text(address);
 }
 
 std::string StackTable::python_frame(const format::PythonFrame& frame) const {

@@ -25,6 +25,9 @@ std::string percent_text(std::uint64_t part, std::uint64_t whole);
 // A wall-clock time in ns since the epoch: "2026-11-28 13:47:05 UTC" ("?" when out of range).
 std::string wall_clock(std::uint64_t ns);
 
+// "0x7f2a00000000": an address or handle as the report and the exports show it.
+std::string hex_text(std::uint64_t value);
+
 // "1 allocation", "3 allocations".
 std::string count_of(std::uint64_t n, const char* one, const char* many);
 
