@@ -5,7 +5,8 @@
                        [--card GIB | --bisect LO HI] [--step 0.25] [--out FILE]
 
 Contenders (same script, same seed, one process each, run one after another; a cudefrag
-contender takes launcher options after slashes, e.g. cudefrag+async/small-max=1MiB):
+contender takes launcher options after slashes, e.g. cudefrag+async/small-max=1MiB; a value
+cannot hold a slash, so give a trace a name relative to the working directory):
     native            PyTorch's caching allocator, no PYTORCH_CUDA_ALLOC_CONF
     expandable        expandable_segments:True
     async             backend:cudaMallocAsync
