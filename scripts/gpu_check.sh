@@ -50,10 +50,12 @@ rows=()
 failures=0
 
 # GPU_CHECK_STEPS: the step groups to run, comma-separated (default: all): ctest, semantics,
-# examples, pytorch, oom, passthrough, memcheck, bench, workloads, trace_overhead, exports.
+# examples, pytorch, oom, passthrough, memcheck, bench, workloads (or workload_<w>),
+# trace_overhead, exports, record_workloads, two_gpus. Only when named: bisect*, comfyui*,
+# traced_card_<w>, python_versions.
 steps=${GPU_CHECK_STEPS:-all}
 want() { [[ $steps == all || ",$steps," == *",$1,"* ]]; }
-# The slow groups (bisect*, comfyui*) run only when named.
+# The slow and special groups run only when named.
 asked() { [[ ",$steps," == *",$1,"* ]]; }
 
 # record NAME STATUS FIGURE
@@ -677,44 +679,58 @@ done
 
 fi  # want
 # ---------------------------------------------------------------------------------------------
-# Whole workloads (bench/workloads/): each contender allocator on the whole card, one run each:
-# peaks and wall time side by side. The smaller-card bisection (compare.py --bisect) takes longer
-# than one check and is run on its own.
-if want workloads; then
-if [[ -z $launcher ]] || ! $py -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
-  record "workloads" SKIP "needs the launcher and CUDA PyTorch"
-else
-  for w in diffusion transformer; do
-    log="$logs/workload_$w.log"
-    if ! limit=$(limit_for 150); then
-      record "workload $w" SKIP "out of time"
-      continue
-    fi
-    run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
-      --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --out "$out/workload_$w.jsonl"
-    figure=$($py - "$out/workload_$w.jsonl" <<'PY' 2>/dev/null
-import json, sys
+# Whole workloads (bench/workloads/): each contender allocator on the whole card,
+# GPU_CHECK_WORKLOAD_REPEAT runs each (default 1; compare.py interleaves them): peaks and the
+# median wall time side by side. Step group workloads runs both; workload_diffusion and
+# workload_transformer one each (for separate lanes). The smaller-card bisection (bisect*) is a
+# group of its own.
+repeat=${GPU_CHECK_WORKLOAD_REPEAT:-1}
+for w in diffusion transformer; do
+  want workloads || asked "workload_$w" || continue
+  if [[ -z $launcher ]] || ! $py -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+    record "workload $w" SKIP "needs the launcher and CUDA PyTorch"
+    continue
+  fi
+  log="$logs/workload_$w.log"
+  if ! limit=$(limit_for $((150 * repeat))); then
+    record "workload $w" SKIP "out of time"
+    continue
+  fi
+  run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
+    --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --repeat "$repeat" --out "$out/workload_$w.jsonl"
+  # Per contender: status, what it held at its peak, median steps time / the fastest median
+  # (with the runs' spread when repeated).
+  figure=$($py - "$out/workload_$w.jsonl" <<'PY' 2>/dev/null
+import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
-fast = min(r["seconds"] for r in runs if r.get("seconds"))
-parts, bad = [], 0
+order, times, held, bad = [], {}, {}, 0
 for r in runs:
-    held = r.get("pool_reserved_high") if r["contender"].startswith("cudefrag") else r.get("peak_reserved")
+    c = r["contender"]
+    order.append(c) if c not in order else None
     bad += r.get("status") != "ok"
-    parts.append("%s %s %.2fG %.2fx" % (r["contender"], r.get("status"), (held or 0) / 2**30,
-                                        (r.get("seconds") or 0) / fast))
+    if r.get("seconds"):
+        times.setdefault(c, []).append(r["seconds"])
+    h = r.get("pool_reserved_high") if c.startswith("cudefrag") else r.get("peak_reserved")
+    held[c] = max(held.get(c, 0), h or 0)
+med = {c: statistics.median(t) for c, t in times.items()}
+fast = min(med.values())
+parts = []
+for c in order:
+    t = times.get(c, [])
+    spread = " [%.3f-%.3f s]" % (min(t), max(t)) if len(t) > 1 else ""
+    parts.append("%s %.2fG %.3fx of %.3f s, n=%d%s" % (c, held[c] / 2**30, med.get(c, 0) / fast,
+                                                       fast, len(t), spread))
 print(("BAD " if bad else "") + "; ".join(parts))
 PY
 )
-    if [[ -z $figure ]]; then
-      record "workload $w" FAIL "no results: see logs/workload_$w.log"
-    elif [[ $figure == BAD* ]]; then
-      record "workload $w" FAIL "${figure#BAD }"
-    else
-      record "workload $w" PASS "$figure"
-    fi
-  done
-fi
-fi  # want
+  if [[ -z $figure ]]; then
+    record "workload $w" FAIL "no results: see logs/workload_$w.log"
+  elif [[ $figure == BAD* ]]; then
+    record "workload $w" FAIL "${figure#BAD }"
+  else
+    record "workload $w" PASS "$figure"
+  fi
+done
 
 # ---------------------------------------------------------------------------------------------
 # Exports opened by their consumer: the memory_viz pickle of a trace recorded here, rendered by
@@ -748,7 +764,7 @@ for tw in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
   name="trace overhead (PyTorch, $tw)"
   if [[ -z $launcher || ! -f $overhead_script ]]; then
     record "$name" SKIP "needs the launcher and $overhead_script"
-  elif ! limit=$(limit_for 120); then
+  elif ! limit=$(limit_for "${GPU_CHECK_TRACE_LIMIT_S:-120}"); then
     record "$name" SKIP "out of time"
   else
     run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher" --workload "$tw" \
@@ -786,7 +802,8 @@ for w in diffusion transformer; do
   contenders=${!per_workload:-${GPU_CHECK_CONTENDERS:-cudefrag+async,cudefrag+native,native,expandable,async}}
   # shellcheck disable=SC2086
   run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
-    --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --bisect ${GPU_CHECK_BISECT:-2 8} \
+    --scale "${GPU_CHECK_BISECT_SCALE:-${GPU_CHECK_WORKLOAD_SCALE:-1.0}}" --bisect ${GPU_CHECK_BISECT:-2 8} \
+    --step "${GPU_CHECK_BISECT_STEP:-0.25}" \
     --contenders "$contenders" \
     --out "$jsonl"
   rc=$?
@@ -817,6 +834,63 @@ PY
     record "smallest card $w (GiB)" FAIL "${figure:-no results} (exit $rc); see ${log#"$out"/}"
   fi
 done
+
+# ---------------------------------------------------------------------------------------------
+# A traced run on one emulated card (step groups traced_card_diffusion, traced_card_transformer):
+# GPU_CHECK_CARD GiB (default 3.25), contender GPU_CHECK_CARD_CONTENDER (default cudefrag+async),
+# Python stacks. Whether it finished, and for a failed run the arena's state at the first
+# out-of-memory error from `cudefrag report`: where the memory was when the card was too small.
+for w in diffusion transformer; do
+  asked "traced_card_$w" || continue
+  card=${GPU_CHECK_CARD:-3.25}
+  name="traced run $w on $card GiB"
+  log="$logs/traced_card_$w.log"
+  mkdir -p "$out/traces"
+  if [[ -z $launcher ]]; then
+    record "$name" SKIP "launcher not built"
+  elif ! limit=$(limit_for 150); then
+    record "$name" SKIP "out of time"
+  else
+    # compare.py's contender options cannot hold a slash: the trace is named in its folder.
+    run_logged "$log" "$limit" bash -c "cd '$out/traces' && $py '$repo/bench/workloads/compare.py' \
+      $w --cudefrag '$launcher' --card $card --out '$out/traced_card_$w.jsonl' --contenders \
+      '${GPU_CHECK_CARD_CONTENDER:-cudefrag+async}/trace=card_$w.cdtrace/stacks=python'"
+    trace="$out/traces/card_$w.cdtrace"
+    status=$($py -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["status"])' \
+      "$out/traced_card_$w.jsonl" 2>/dev/null)
+    if [[ -f $trace ]] && "$launcher" report "$trace" >"$logs/traced_card_${w}_report.txt" 2>&1; then
+      state=$(grep -m1 -A1 "arena state" "$logs/traced_card_${w}_report.txt" | tr -s ' ' | tr '\n' ' ')
+      request=$(grep -m1 -E "^  #1 at" "$logs/traced_card_${w}_report.txt" | sed 's/^ *#1 at //')
+      record "$name" PASS "${status:-no status}; ${request:+first OOM: $request; }${state:-no OOM}"
+    else
+      record "$name" FAIL "${status:-no status}; no readable trace: see ${log#"$out"/}"
+    fi
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------
+# Python frames on this machine's interpreter (step group python_versions, only when named): the
+# Python stack tests with PYTHON, and python_bench.py's cost per record with it.
+if asked python_versions; then
+  log="$logs/python_versions.log"
+  probe="$build/bench/trace/libcudefrag_trace_bench_probe.so"
+  version=$($py -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)
+  if ! limit=$(limit_for 180); then
+    record "Python stacks on python $version" SKIP "out of time"
+  elif run_logged "$log" "$limit" env CUDEFRAG_TEST_PYTHONS="$(command -v "$py")" \
+    ctest --test-dir "$build" -R Python --output-on-failure; then
+    record "Python stack tests on python $version" PASS "$(grep -E 'tests passed' "$log" | tail -1)"
+  else
+    record "Python stack tests on python $version" FAIL "$(grep -E 'tests passed|tests failed' "$log" | tail -1); see ${log#"$out"/}"
+  fi
+  if [[ -f $probe ]] && limit=$(limit_for 120); then
+    if run_logged "$logs/python_bench.log" "$limit" $py "$repo/bench/trace/python_bench.py" "$probe"; then
+      record "python_bench on python $version" PASS "$(grep -E 'both' "$logs/python_bench.log" | head -2 | tr -s ' ' | tr '\n' ';')"
+    else
+      record "python_bench on python $version" FAIL "see logs/python_bench.log"
+    fi
+  fi
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Traces of the whole workloads (passthrough, backend:cudaMallocAsync: every tensor one request,
@@ -873,7 +947,9 @@ for job in "${comfy_jobs[@]}"; do
     --out "$out/$name" --cudefrag "$launcher" --budget "$((limit > 90 ? limit - 60 : 30))" \
     --configs "$configs" ${GPU_CHECK_COMFYUI_ARGS:---quick}
   rc=$?
-  table=$(tr -s ' ' <"$out/$name/table.txt" 2>/dev/null | grep -vE '^\s*$' | tail -3 | tr '\n' ';')
+  # The harness's tables (smaller cards, then the --timing rounds), their rows only.
+  table=$(sed -n '/^config /,$p' "$out/$name/table.txt" 2>/dev/null | tr -s ' ' |
+    grep -vE '^\s*$|^config |^whole card' | tr '\n' ';')
   if [[ $rc -eq 0 && -n $table ]]; then
     record "$name smaller cards" PASS "$table"
   else

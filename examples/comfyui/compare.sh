@@ -16,6 +16,11 @@
 #                      cudefrag-no-cuda-malloc, expandable, cudefrag-limit
 #                      (default: default,no-cuda-malloc,cudefrag)
 #   --budget S         start no trial after S seconds (default 1500); --trial-timeout S (300)
+#   --timing N         after the bisections, N more whole-card runs of every config, untraced,
+#                      in rounds (each round runs every config once, the order rotated by one
+#                      per round, so drift of the machine falls on all alike): the wall-time
+#                      comparison (median per config, ratio to the first config of --configs)
+#   --no-bisect        no smaller cards: the whole-card runs only (with --timing)
 #   --trace-stacks V   cudefrag's --stacks for the traced runs (default python; none, native,
 #                      both); --no-trace: no traces
 #   --quick            series 512x512x1,1024x1024x2,768x768x1,1536x1536x1, 2 steps, 1..4 GiB
@@ -37,7 +42,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 py=${PYTHON:-python3}
 comfy="" out="" launcher="" series="" steps=4 lo=1 hi=6 budget=1500 trial_timeout=300
-configs="default,no-cuda-malloc,cudefrag" stacks=python trace=1 extra=()
+configs="default,no-cuda-malloc,cudefrag" stacks=python trace=1 extra=() timing=0 bisect=1
 
 usage() {
   sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -57,6 +62,8 @@ while [[ $# -gt 0 ]]; do
     --trial-timeout) trial_timeout=$2; shift 2 ;;
     --trace-stacks) stacks=$2; shift 2 ;;
     --no-trace) trace=0; shift ;;
+    --timing) timing=$2; shift 2 ;;
+    --no-bisect) bisect=0; shift ;;
     --quick) series=512x512x1,1024x1024x2,768x768x1,1536x1536x1 steps=2 lo=1 hi=4; shift ;;
     --) shift; extra=("$@"); break ;;
     -h | --help) usage 0 ;;
@@ -64,6 +71,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -n $comfy && -n $out ]] || usage
+[[ $timing =~ ^[0-9]+$ ]] || { echo "compare.sh: --timing takes a count, not $timing" >&2; exit 64; }
 [[ -f $comfy/nodes.py ]] || { echo "compare.sh: $comfy is not a ComfyUI checkout" >&2; exit 64; }
 
 # Sizes are handled in quarters of a GiB (integers), printed back in GiB.
@@ -110,6 +118,7 @@ trial_rows=()
 command_for() {
   local config=$1 card=$2 tracefile=$3
   local tags=(--tag "config=$config" --tag "card_gib=$card")
+  [[ -n ${timing_round:-} ]] && tags+=(--tag "timing_round=$timing_round")
   local shim=()
   if [[ $config == cudefrag* ]]; then
     shim=("$launcher" run)
@@ -133,21 +142,26 @@ command_for() {
 
 # trial_line CONFIG CARD RC NOTE [LOG]: appends one line to results.jsonl for every run, even
 # one that died before the harness wrote its summary ("not_run" for 125..127: nothing was
-# measured); prints the run's summary line (the last in LOG) in a few words.
+# measured); prints the run's summary line (the last in LOG) in a few words. A run of --timing
+# (timing_round set) is a "timing" line with the round and the series' wall time instead.
 trial_line() {
-  "$py" - "$results" "$@" <<'EOF'
-import json, sys
+  TIMING_ROUND=${timing_round:-} "$py" - "$results" "$@" <<'EOF'
+import json, os, sys
 results, config, card, rc, note = sys.argv[1:6]
-with open(results, "a", encoding="utf-8") as f:
-    event = "not_run" if 125 <= int(rc) <= 127 else "trial"
-    f.write(json.dumps({"event": event, "config": config, "card_gib": card, "rc": int(rc),
-                        "all_finished": rc == "0", "note": note}) + "\n")
 summary = None
 if len(sys.argv) > 6:
     with open(sys.argv[6], encoding="utf-8", errors="replace") as f:
         for line in f:
             if line.startswith("{") and '"event": "summary"' in line:
                 summary = json.loads(line)
+with open(results, "a", encoding="utf-8") as f:
+    event = "not_run" if 125 <= int(rc) <= 127 else "trial"
+    line = {"event": event, "config": config, "card_gib": card, "rc": int(rc),
+            "all_finished": rc == "0", "note": note}
+    if os.environ["TIMING_ROUND"] and event == "trial":
+        line.update(event="timing", round=int(os.environ["TIMING_ROUND"]),
+                    wall_s=(summary or {}).get("wall_s"))
+    f.write(json.dumps(line) + "\n")
 if summary:
     print("%s/%s finished, %s tiled, %s oom, %s s" % (summary.get("finished"),
           summary.get("images"), summary.get("tiled_vae"), summary.get("oom"),
@@ -169,7 +183,7 @@ trap stop_ballast EXIT
 # (the ballast failed) or 127 (no launcher) when it could not run. CARD is "full" or GiB.
 trial() {
   local config=$1 card=$2
-  local name="${config}_${card}"
+  local name="${config}_${card}${timing_round:+_round$timing_round}"
   local log="$out/logs/$name.log" tracefile="$out/traces/$name.cdtrace"
   if (( SECONDS - started > budget )); then
     echo "== $config on $card GiB: skipped, budget of ${budget}s spent"
@@ -234,6 +248,7 @@ for config in "${config_list[@]}"; do
   command_for "$config" full /dev/null || { echo "compare.sh: unknown config $config" >&2; exit 64; }
 done
 for config in "${config_list[@]}"; do
+  ((bisect)) || break
   echo "== $config"
   # cudefrag-limit without a limit is the cudefrag config: no full-card run of its own.
   if [[ $config != cudefrag-limit ]]; then
@@ -272,6 +287,23 @@ for config in "${config_list[@]}"; do
     if ((rc == 0)); then hi_q=$mid; else lo_q=$mid; fi
   done
 done
+
+# The wall-time comparison: untraced whole-card runs in rounds, the order rotated per round.
+timed=()
+for config in "${config_list[@]}"; do
+  [[ $config == cudefrag-limit ]] || timed+=("$config")
+done
+saved_trace=$trace
+trace=0
+for ((round = 1; round <= timing; round++)); do
+  timing_round=$round
+  for ((k = 0; k < ${#timed[@]}; k++)); do
+    trial "${timed[(k + round - 1) % ${#timed[@]}]}" full
+    (($? == 125)) && break 2
+  done
+done
+timing_round=""
+trace=$saved_trace
 
 {
   echo

@@ -63,6 +63,7 @@ import logging
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -361,7 +362,8 @@ def comparison_rows(records: list[dict]) -> list[dict]:
     per_config: dict[str, dict[float, dict]] = {}
     for r in records:
         event = r.get("event")
-        if event not in ("summary", "trial") or "config" not in r:
+        # The runs of compare.sh --timing have rows of their own (timing_rows).
+        if event not in ("summary", "trial") or "config" not in r or "timing_round" in r:
             continue
         card = _card_value(r.get("card_gib", "full"))
         entry = per_config.setdefault(r["config"], {}).setdefault(card, {})
@@ -393,6 +395,29 @@ def comparison_rows(records: list[dict]) -> list[dict]:
     rows.sort(key=lambda row: (_card_value(row["smallest_card_gib"])
                                if row["smallest_card_gib"] is not None else float("inf"),
                                row["config"]))
+    return rows
+
+
+def timing_rows(records: list[dict]) -> list[dict]:
+    """Per config, the whole-card series of compare.sh --timing ('timing' lines): how many ran,
+    finished, and the median, least and most wall time of those that finished; the ratio is the
+    median over the median of 'default' (else of the first config seen)."""
+    per_config: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("event") == "timing" and "config" in r:
+            per_config.setdefault(r["config"], []).append(r)
+    rows = []
+    for config, runs in per_config.items():
+        times = [r["wall_s"] for r in runs if r.get("all_finished") and r.get("wall_s")]
+        rows.append({"config": config, "runs": len(runs), "finished": len(times),
+                     "median_s": statistics.median(times) if times else None,
+                     "min_s": min(times) if times else None,
+                     "max_s": max(times) if times else None})
+    reference = next((r for r in rows if r["config"] == "default"), rows[0] if rows else None)
+    for row in rows:
+        base = reference["median_s"] if reference else None
+        row["ratio"] = (round(row["median_s"] / base, 3)
+                        if row["median_s"] is not None and base else None)
     return rows
 
 
@@ -888,10 +913,29 @@ def run(options) -> int:
             shutil.rmtree(work_dir, ignore_errors=True)
 
 
+def format_timing(rows: list[dict]) -> str:
+    """The table of timing_rows, or '' when there were no timing runs."""
+    if not rows:
+        return ""
+    lines = [("config", "runs", "finished", "median s", "least s", "most s", "ratio")]
+    for row in rows:
+        lines.append(tuple("-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+                           for v in (row["config"], row["runs"], row["finished"],
+                                     row["median_s"], row["min_s"], row["max_s"], row["ratio"])))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
 def main(argv: list[str]) -> int:
     options = parse_args(argv)
     if options.table:
-        print(format_table(comparison_rows(load_records(options.table))))
+        records = load_records(options.table)
+        print(format_table(comparison_rows(records)))
+        timing = format_timing(timing_rows(records))
+        if timing:
+            print("\nwhole card, untraced, in rounds (compare.sh --timing):")
+            print(timing)
         return EXIT_OK
     return run(options)
 

@@ -189,6 +189,34 @@ class TableTest(unittest.TestCase):
         self.assertRegex(lines[1], r"^cudefrag\s+1\.25 GiB\s+1 GiB\s+65\s+1\s+-\s+3$")
         self.assertRegex(lines[3], r"^broken\s+-\s+full GiB")
 
+    def test_timing_rows(self):
+        def timing(config, rnd, wall, finished=True):
+            return {"event": "timing", "config": config, "card_gib": "full", "round": rnd,
+                    "rc": 0 if finished else 1, "all_finished": finished, "wall_s": wall}
+
+        def summary(config, rnd, wall):
+            return {"event": "summary", "config": config, "card_gib": "full",
+                    "timing_round": str(rnd), "all_finished": True, "wall_s": wall}
+
+        records = self.records() + [
+            timing("cudefrag", 1, 12.0), summary("cudefrag", 1, 12.0), timing("default", 1, 10.0),
+            timing("default", 2, 11.0), timing("cudefrag", 2, 11.0),
+            timing("cudefrag", 3, 99.0, finished=False), timing("default", 3, 30.0),
+        ]
+        rows = {r["config"]: r for r in harness.timing_rows(records)}
+        self.assertEqual(rows["default"]["median_s"], 11.0)
+        self.assertEqual((rows["default"]["min_s"], rows["default"]["max_s"]), (10.0, 30.0))
+        self.assertEqual((rows["cudefrag"]["runs"], rows["cudefrag"]["finished"]), (3, 2))
+        self.assertEqual(rows["cudefrag"]["median_s"], 11.5)
+        self.assertEqual(rows["cudefrag"]["ratio"], round(11.5 / 11.0, 3))
+        self.assertEqual(rows["default"]["ratio"], 1.0)
+        # A timing run's own summary does not replace the traced whole-card figure.
+        full = {r["config"]: r for r in harness.comparison_rows(records)}
+        self.assertIsNone(full["cudefrag"]["wall_s_full_card"])
+        self.assertEqual(full["default"]["wall_s_full_card"], 27.0)
+        self.assertIn("ratio", harness.format_timing(harness.timing_rows(records)))
+        self.assertEqual(harness.format_timing([]), "")
+
     def test_main_reads_files(self):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "r.jsonl")
@@ -376,6 +404,25 @@ class CompareScriptTest(unittest.TestCase):
             self.assertEqual({json.loads(line)["event"] for line in f}, {"not_run"})
         self.assertEqual(harness.comparison_rows(harness.load_records(
             [os.path.join(out, "results.jsonl")])), [])
+
+    def test_timing_rounds_rotate_the_order_and_run_untraced(self):
+        result, out = self.run_compare("--no-bisect", "--timing", "2", "--configs",
+                                       "default,cudefrag,cudefrag-limit")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(self.log) as f:
+            calls = [c for c in f.read().splitlines() if "--prepare-only" not in c]
+        runs = [c.split("config=")[1].split()[0] for c in calls if c.startswith("harness")]
+        self.assertEqual(runs, ["default", "cudefrag", "cudefrag", "default"])
+        self.assertFalse(any(c.startswith("ballast") for c in calls))
+        self.assertFalse(any("--trace" in c for c in calls if c.startswith("cudefrag")))
+        with open(os.path.join(out, "results.jsonl")) as f:
+            timing = [json.loads(line) for line in f if '"timing"' in line]
+        self.assertEqual([(t["config"], t["round"], t["wall_s"]) for t in timing],
+                         [("default", 1, 10.0), ("cudefrag", 1, 10.0), ("cudefrag", 2, 10.0),
+                          ("default", 2, 10.0)])
+        self.assertRegex(result.stdout, r"\ncudefrag\s+2\s+2\s+10\s+10\s+10\s+1\n")
+        result, _ = self.run_compare("--timing", "many")
+        self.assertEqual(result.returncode, 64)
 
     def test_bad_command_lines(self):
         result, _ = self.run_compare("--configs", "nonsense")
