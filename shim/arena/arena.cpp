@@ -20,7 +20,7 @@ std::uint64_t load(const std::atomic<std::uint64_t>& a) {
 
 bool valid(const ArenaOptions& o) {
   return o.small_threshold <= SizeClasses::kMaxThreshold && o.reuse_slack_shift <= 32 &&
-         o.max_stitch_pieces >= 1;
+         o.tight_slack_shift <= 32 && o.max_stitch_pieces >= 1;
 }
 
 }  // namespace
@@ -111,7 +111,9 @@ FreeResult Arena::free(DevicePtr p, vmm::StreamRef stream, FreeKind kind) {
 }
 
 Bytes Arena::Impl::slack(Bytes size) const {
-  const Bytes s{size.value >> options.reuse_slack_shift};
+  const std::uint32_t shift =
+      tight.load(std::memory_order_relaxed) ? options.tight_slack_shift : options.reuse_slack_shift;
+  const Bytes s{size.value >> shift};
   return Bytes{s.value - s.value % gran.value};
 }
 

@@ -49,6 +49,13 @@ struct ArenaOptions {
   // A cached range serves a request when it is larger by at most request / 2^slack_shift
   // (rounded down to the granularity): 3 bounds that waste at 12.5%.
   std::uint32_t reuse_slack_shift = 3;
+  // The same once memory is short: from the first time the arena had to reclaim cached memory
+  // or the device refused new memory, until a trim gives memory back. Every byte a reuse grants
+  // beyond the request is then a byte the program may lack: on an H200 a transformer failed a
+  // 288 MiB request 19 MiB short while its live ranges held ~60 MiB of such slack
+  // (docs/arena.md). 6 bounds the waste at 1.6% (nothing below 128 MiB, where 1/64 is under
+  // the 2 MiB granularity).
+  std::uint32_t tight_slack_shift = 6;
   // Most physical handles one new range maps; beyond that, the smallest reused handles are
   // released and their memory created again as one handle (cuMemSetAccess costs ~30 us per
   // handle on the H200, cuMemRelease ~10 us).

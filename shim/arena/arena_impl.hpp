@@ -48,6 +48,8 @@ struct Arena::Impl {
   Range* obtain(Bytes min, Bytes max, StreamIndex by, RangeState state, Bytes requested,
                 vmm::Status* status);
   Range* join_cached(Bytes min, Bytes max, RangeState state, Bytes requested);
+  // Clears `tight` when the device and the limit leave room again (one mem_info call).
+  void loosen_if_roomy();
   // Unmaps cached ranges (oldest first) and empty slabs until `need` bytes of physical memory
   // are free to reuse; their handles are appended to `freed`. False if the cache cannot give
   // that much (nothing changed) or an unmap failed (`freed` holds what was unmapped).
@@ -98,6 +100,11 @@ struct Arena::Impl {
   StreamFences fences;
   mutable LargeCache large;
   RangeMap map;
+
+  // Memory is short (ArenaOptions::tight_slack_shift): set by the slow path when it has to
+  // reclaim or the device refuses memory, cleared by trim. Read without a lock by the fast path:
+  // a reuse decided a moment before the flag changes wastes at most the old slack.
+  std::atomic<bool> tight{false};
 
   mutable std::mutex slow_mu;  // guards everything below, and every mapping change
   RangePool pool;

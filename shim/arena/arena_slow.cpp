@@ -151,7 +151,10 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   // 3. New memory, while the limit allows.
   bool device_short = false;
   if (Bytes{c.physical.load(std::memory_order_relaxed)} + min <= limit) {
-    if (Range* r = build(min, max, {}, state, requested, status)) return r;
+    if (Range* r = build(min, max, {}, state, requested, status)) {
+      if (tight.load(std::memory_order_relaxed)) loosen_if_roomy();
+      return r;
+    }
     if (*status != vmm::Status::kOutOfMemory) return nullptr;
     device_short = true;
   }
@@ -164,6 +167,8 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   }
 
   // 5. Reclaim: unmap idle cached ranges and stitch their physical memory into a new range.
+  //    Memory is short from here on: reuses stop granting more than they must.
+  tight.store(true, std::memory_order_relaxed);
   const Bytes physical{c.physical.load(std::memory_order_relaxed)};
   Bytes headroom = physical < limit ? limit - physical : Bytes{};
   Bytes device_free;
@@ -188,6 +193,17 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   }
   return reclaim_and_build(min, max, min > cached ? min - cached : Bytes{}, state, requested,
                            status, &built);
+}
+
+void Arena::Impl::loosen_if_roomy() {
+  Bytes device_free;
+  Bytes total;
+  if (backend->mem_info(&device_free, &total) != vmm::Status::kOk) return;
+  const Bytes physical{c.physical.load(std::memory_order_relaxed)};
+  const Bytes headroom = std::min(physical < limit ? limit - physical : Bytes{}, device_free);
+  // Slack wastes at most 1/8 of what is live, so at most 1/8 of physical: room for it twice
+  // over means a reuse's slack can no longer be what makes a request fail.
+  if (headroom.value >= physical.value / 4) tight.store(false, std::memory_order_relaxed);
 }
 
 Range* Arena::Impl::reclaim_and_build(Bytes min, Bytes max, Bytes headroom, RangeState state,

@@ -298,6 +298,42 @@ TEST(Arena, ReuseWastesAtMostTheSlack) {
   EXPECT_EQ(arena->allocation_range(r)->granted, MiB(20));
 }
 
+// Once the arena had to reclaim, a reuse grants no more than the request (to the granularity):
+// slack that a live range holds is memory the program may lack. It grants slack again once a
+// new range is made with room to spare.
+TEST(Arena, ReuseGrantsNoSlackWhileMemoryIsShort) {
+  HostArenaConfig config;
+  config.capacity = MiB(128);
+  auto arena = make_host_arena(config);
+  // Loose: a 50 MiB cached range serves 46 MiB whole.
+  const DevicePtr probe = must_allocate(*arena, MiB(50));
+  ASSERT_EQ(arena->free(probe, {}, kAsyncFree), FreeResult::kOk);
+  const DevicePtr loose = must_allocate(*arena, MiB(46));
+  EXPECT_EQ(loose, probe);
+  EXPECT_EQ(arena->allocation_range(loose)->granted, MiB(50));
+  ASSERT_EQ(arena->free(loose, {}, kAsyncFree), FreeResult::kOk);
+  ASSERT_EQ(arena->trim(Bytes{0}), vmm::Status::kOk);
+
+  // Short: 64 MiB live and 20 MiB cached leave 44 MiB on the device; 50 MiB needs a reclaim.
+  const DevicePtr held = must_allocate(*arena, MiB(64));
+  const DevicePtr p = must_allocate(*arena, MiB(20));
+  ASSERT_EQ(arena->free(p, {}, kAsyncFree), FreeResult::kOk);
+  const DevicePtr big = must_allocate(*arena, MiB(50));
+  EXPECT_EQ(arena->stats().reclaims, 1u);
+  ASSERT_EQ(arena->free(big, {}, kAsyncFree), FreeResult::kOk);
+  const DevicePtr tight = must_allocate(*arena, MiB(46));
+  EXPECT_EQ(arena->allocation_range(tight)->granted, MiB(46));
+  EXPECT_LE(arena->stats().physical, MiB(128));
+
+  // Room again: everything given back, a new range made on an empty device loosens it.
+  ASSERT_EQ(arena->free(tight, {}, kAsyncFree), FreeResult::kOk);
+  ASSERT_EQ(arena->free(held, {}, kAsyncFree), FreeResult::kOk);
+  ASSERT_EQ(arena->trim(Bytes{0}), vmm::Status::kOk);
+  const DevicePtr again = must_allocate(*arena, MiB(50));
+  ASSERT_EQ(arena->free(again, {}, kAsyncFree), FreeResult::kOk);
+  EXPECT_EQ(arena->allocation_range(must_allocate(*arena, MiB(46)))->granted, MiB(50));
+}
+
 TEST(Arena, TrimReleasesCachedMemoryDownToWhatIsKept) {
   auto arena = make_host_arena({});
   std::vector<DevicePtr> blocks;
