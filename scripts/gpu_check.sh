@@ -676,11 +676,27 @@ for dir in "${bench_dirs[@]}"; do
   done < <(find "$build/$dir" -maxdepth 1 -type f -perm -u+x | sort)
 done
 ((found_bench)) || ((${#bench_dirs[@]} == 0)) || record "benchmarks (vmm, arena, trace)" SKIP "none built"
+# Whether the arena's virtual-memory calls wait for queued GPU work (bench/vmm/busy_gpu_probe).
+probe="$build/bench/vmm/busy_gpu_probe"
+if [[ ${GPU_CHECK_BENCH:-1} != 0 ]] && is_elf "$probe" && limit=$(limit_for 60); then
+  run_logged "$logs/busy_gpu_probe.log" "$limit" "$probe"
+  rc=$?
+  figure=$(grep -E ' (yes|no \(waited\))' "$logs/busy_gpu_probe.log" |
+    awk '{ yes = ($NF == "yes"); printf "%s %s ms%s; ", $1, yes ? $(NF-1) : $(NF-2), yes ? "" : " WAITS" }')
+  if ((rc == 0)); then
+    record "VMM calls on a busy GPU" PASS "$figure"
+  elif ((rc == 77)); then
+    record "VMM calls on a busy GPU" SKIP "no usable GPU"
+  else
+    record "VMM calls on a busy GPU" FAIL "exit $rc; see logs/busy_gpu_probe.log"
+  fi
+fi
 
 fi  # want
 # ---------------------------------------------------------------------------------------------
 # Whole workloads (bench/workloads/): each contender allocator on the whole card,
-# GPU_CHECK_WORKLOAD_REPEAT runs each (default 1; compare.py interleaves them): peaks and the
+# GPU_CHECK_WORKLOAD_REPEAT runs each (default 1; compare.py interleaves them), each of
+# GPU_CHECK_WORKLOAD_PASSES passes over the series (default 1): peaks and the
 # median wall time side by side. Step group workloads runs both; workload_diffusion and
 # workload_transformer one each (for separate lanes). The smaller-card bisection (bisect*) is a
 # group of its own.
@@ -692,12 +708,13 @@ for w in diffusion transformer; do
     continue
   fi
   log="$logs/workload_$w.log"
-  if ! limit=$(limit_for $((150 * repeat))); then
+  if ! limit=$(limit_for $((150 * repeat * ${GPU_CHECK_WORKLOAD_PASSES:-1}))); then
     record "workload $w" SKIP "out of time"
     continue
   fi
   run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
-    --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --repeat "$repeat" --out "$out/workload_$w.jsonl"
+    --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --repeat "$repeat" \
+    --passes "${GPU_CHECK_WORKLOAD_PASSES:-1}" --out "$out/workload_$w.jsonl"
   # Per contender: status, what it held at its peak, median steps time / the fastest median
   # (with the runs' spread when repeated).
   figure=$($py - "$out/workload_$w.jsonl" <<'PY' 2>/dev/null
@@ -768,7 +785,8 @@ for tw in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
     record "$name" SKIP "out of time"
   else
     run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher" --workload "$tw" \
-      --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 40 ? limit - 30 : 10))"
+      --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 40 ? limit - 30 : 10))" \
+      --stacks "${GPU_CHECK_TRACE_STACKS:-both}" --passes "${GPU_CHECK_TRACE_PASSES:-1}"
     rc=$?
     figure=$(grep -E "ratio|per event" "$log" | sed 's/^pytorch_trace_overhead: //' | tr '\n' ' ')
     if [[ $rc -eq 0 ]]; then

@@ -148,14 +148,14 @@ def run_once(args, trace_path):
     if args.limit:
         command += ["--limit", args.limit]
     if trace_path:
-        command += ["--trace", trace_path, "--stacks", "both"]
+        command += ["--trace", trace_path, "--stacks", args.stacks]
     if args.workload == "steps":
         command += ["--", args.python, os.path.abspath(__file__), "--child",
                     "--steps", str(args.steps), "--warmup", str(args.warmup)]
     elif args.workload == "train_step":
         command += ["--", args.python, TRAIN_STEP, "--steps", str(args.steps)]
     else:
-        command += ["--", args.python, WORKLOADS, args.workload]
+        command += ["--", args.python, WORKLOADS, args.workload, "--passes", str(args.passes)]
     env = dict(os.environ)
     if args.alloc_conf:
         env["PYTORCH_CUDA_ALLOC_CONF"] = args.alloc_conf
@@ -188,6 +188,10 @@ def main():
     parser.add_argument("--steps", type=int, default=None,
                         help="steps per run (default: 200 for steps, 4 for train_step)")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--stacks", choices=("none", "native", "python", "both"), default="both",
+                        help="the traced runs' call stacks (default both: the full trace)")
+    parser.add_argument("--passes", type=int, default=1,
+                        help="diffusion, transformer: workloads.py --passes (a longer run)")
     parser.add_argument("--mode", choices=("arena", "passthrough"), default="arena")
     parser.add_argument("--limit", default="", help="the arena's limit (default: none)")
     parser.add_argument("--alloc-conf", default="backend:cudaMallocAsync",
@@ -245,12 +249,18 @@ def main():
     what = {"steps": "loop", "train_step": "process"}.get(args.workload, "steps'")
     print(f"{PREFIX} workload={args.workload} steps={args.steps} mode={args.mode} "
           f"alloc_conf={args.alloc_conf or '(default)'} pairs={len(traced)}")
-    print(f"{PREFIX} median {what} time: untraced {u:.3f} s, traced (stacks both) {t:.3f} s")
+    print(f"{PREFIX} median {what} time: untraced {u:.3f} s, traced (stacks {args.stacks}) {t:.3f} s")
     print(f"{PREFIX} median process time: untraced {statistics.median(untraced_wall):.2f} s, "
           f"traced {statistics.median(traced_wall):.2f} s")
     ratio = t / u if u > 0 else float("inf")
     print(f"{PREFIX} ratio traced/untraced {ratio:.4f} (goal <= 1.03: "
           f"{'met' if ratio <= 1.03 else 'NOT met'})")
+    # The two runs of a pair ran back to back: their ratio cancels drift that the medians of
+    # each side keep. Its spread says how far one figure can be trusted.
+    pairs = sorted(a / b for a, b in zip(traced, untraced) if b > 0)
+    if pairs:
+        print(f"{PREFIX} per-pair ratios: median {statistics.median(pairs):.4f}, "
+              f"range {pairs[0]:.4f}-{pairs[-1]:.4f} over {len(pairs)} pairs")
     per_event = f"{size / events:.2f}" if events else "?"
     print(f"{PREFIX} trace {size} bytes, {events if events is not None else '?'} events, "
           f"{records} records: {per_event} bytes per event, {size / max(records, 1):.2f} per record")

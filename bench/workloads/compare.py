@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs a workload (workloads.py) under each allocator a user could pick, side by side.
 
-    python3 compare.py WORKLOAD --cudefrag PATH/TO/cudefrag [--scale S] [--repeat N]
+    python3 compare.py WORKLOAD --cudefrag PATH/TO/cudefrag [--scale S] [--repeat N] [--passes P]
                        [--card GIB | --bisect LO HI] [--step 0.25] [--out FILE]
 
 Contenders (same script, same seed, one process each, run one after another; a cudefrag
@@ -56,7 +56,7 @@ def run_one(args, contender, card=None):
     if CONF[name]:
         env["PYTORCH_CUDA_ALLOC_CONF"] = CONF[name]
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), args.workload,
-           "--scale", str(args.scale)]
+           "--scale", str(args.scale), "--passes", str(args.passes)]
     if name.startswith("cudefrag"):
         # The contender's PyTorch allocator as named, not the launcher's default choice.
         cmd = [args.cudefrag, "run", "--quiet", "--keep-torch-alloc-conf"] + extra + ["--"] + cmd
@@ -94,6 +94,8 @@ def main():
     p.add_argument("--cudefrag", required=True, help="the cudefrag launcher")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--passes", type=int, default=1,
+                   help="workloads.py --passes: the series this many times per run (timing)")
     p.add_argument("--card", type=float)
     p.add_argument("--bisect", type=float, nargs=2, metavar=("LO", "HI"))
     p.add_argument("--step", type=float, default=0.25)

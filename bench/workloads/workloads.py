@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Two PyTorch workloads that allocate the way real inference does, with random weights.
 
-    python3 workloads.py diffusion|transformer [--scale S] [--json-out FILE]
+    python3 workloads.py diffusion|transformer [--scale S] [--passes N] [--json-out FILE]
 
 diffusion: a UNet (conv + group norm + spatial self-attention, skip connections) denoising
     latents for a few steps, then a VAE-style decoder that upsamples the latents 8x to pixels, over
@@ -16,7 +16,8 @@ Both run under torch.inference_mode() in float16. Each step's outcome is printed
 out-of-memory error ends the run (status "oom" with the step). Last line: one JSON object
     {"workload", "status", "steps", "failed_step", "seconds", "peak_allocated", "peak_reserved",
      "pool_reserved_high", "pool_used_high", "allocator_backend", "alloc_conf"}
-where seconds is the wall time of the steps (model build and warm-up excluded), peak_allocated /
+where seconds is the wall time of the steps (model build and warm-up excluded; with --passes N
+the series runs N times over and seconds covers them all, pass_seconds each), peak_allocated /
 peak_reserved are torch.cuda.max_memory_allocated() / max_memory_reserved(), and pool_* are the
 device's default memory pool's ReservedMemHigh / UsedMemHigh read through the process's global
 symbol scope (under `cudefrag run` the arena answers them: its peak physical and peak live
@@ -238,8 +239,12 @@ def main():
     parser.add_argument("workload", choices=["diffusion", "transformer"])
     parser.add_argument("--scale", type=float, default=1.0,
                         help="model width factor (1.0: the sizes in the results file)")
+    parser.add_argument("--passes", type=int, default=1,
+                        help="run the series this many times (a longer run for timing)")
     parser.add_argument("--json-out", help="also write the last line's JSON to this file")
     args = parser.parse_args()
+    if args.passes < 1:
+        parser.error("--passes must be at least 1")
     if not torch.cuda.is_available():
         print("workloads: no CUDA device", file=sys.stderr)
         return 77
@@ -256,15 +261,19 @@ def main():
             warm_up()
             torch.cuda.synchronize()
             start = time.perf_counter()
-            for name, run in steps:
-                t0 = time.perf_counter()
-                run()
-                torch.cuda.synchronize()
-                result["steps"] += 1
-                print(f"workloads: {args.workload} step {name} ok "
-                      f"{time.perf_counter() - t0:.3f} s "
-                      f"allocated {torch.cuda.max_memory_allocated(device)} "
-                      f"reserved {torch.cuda.max_memory_reserved(device)}", flush=True)
+            result["pass_seconds"] = []
+            for _ in range(args.passes):
+                pass_start = time.perf_counter()
+                for name, run in steps:
+                    t0 = time.perf_counter()
+                    run()
+                    torch.cuda.synchronize()
+                    result["steps"] += 1
+                    print(f"workloads: {args.workload} step {name} ok "
+                          f"{time.perf_counter() - t0:.3f} s "
+                          f"allocated {torch.cuda.max_memory_allocated(device)} "
+                          f"reserved {torch.cuda.max_memory_reserved(device)}", flush=True)
+                result["pass_seconds"].append(round(time.perf_counter() - pass_start, 4))
     except torch.cuda.OutOfMemoryError as e:
         result["status"] = "oom"
         result["failed_step"] = result["steps"]
