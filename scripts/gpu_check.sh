@@ -776,9 +776,12 @@ if want trace_overhead; then
 overhead_script="$repo/bench/trace/pytorch_trace_overhead.py"
 # GPU_CHECK_TRACE_WORKLOADS: the script's --workload values (default: its allocation-heavy loop,
 # then the diffusion workload, a whole inference run).
-for tw in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
-  log="$logs/trace_overhead_$tw.log"
-  name="trace overhead (PyTorch, $tw)"
+# An item WORKLOAD/STACKS overrides GPU_CHECK_TRACE_STACKS (default both) for that run.
+for item in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
+  tw=${item%%/*} tstacks=${GPU_CHECK_TRACE_STACKS:-both}
+  [[ $item == */* ]] && tstacks=${item#*/}
+  log="$logs/trace_overhead_${tw}_$tstacks.log"
+  name="trace overhead (PyTorch, $tw, stacks $tstacks)"
   if [[ -z $launcher || ! -f $overhead_script ]]; then
     record "$name" SKIP "needs the launcher and $overhead_script"
   elif ! limit=$(limit_for "${GPU_CHECK_TRACE_LIMIT_S:-120}"); then
@@ -786,7 +789,7 @@ for tw in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
   else
     run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher" --workload "$tw" \
       --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 40 ? limit - 30 : 10))" \
-      --stacks "${GPU_CHECK_TRACE_STACKS:-both}" --passes "${GPU_CHECK_TRACE_PASSES:-1}"
+      --stacks "$tstacks" --passes "${GPU_CHECK_TRACE_PASSES:-1}"
     rc=$?
     figure=$(grep -E "ratio|per event" "$log" | sed 's/^pytorch_trace_overhead: //' | tr '\n' ' ')
     if [[ $rc -eq 0 ]]; then
