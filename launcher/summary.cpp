@@ -118,6 +118,19 @@ std::string format_summary(const stats::StatsBlock* stats, const ProgramEnd& end
     s += line("trace: %s was not written (see the shim's messages above)", trace_path.c_str());
   } else {
     s += line("trace: %s", trace_path.c_str());
+    const stats::TraceCost& cost = stats->trace_cost;
+    if (cost.timed_events > 0) {
+      // Sampled by the shim (stats::TraceCost): the threads' time inside the recorder, not what
+      // the run lost in all (the writer thread and caches are not in it).
+      const double per_event_ns =
+          static_cast<double>(cost.timed_ns) / static_cast<double>(cost.timed_events);
+      s += line(
+          "trace cost: %.2f us per traced allocation or free (%llu of about %llu timed), "
+          "about %.3f s on the allocating threads",
+          per_event_ns / 1000.0, static_cast<unsigned long long>(cost.timed_events),
+          static_cast<unsigned long long>(cost.traced_events),
+          per_event_ns * static_cast<double>(cost.traced_events) / 1e9);
+    }
     s += line("analyze it with: cudefrag report %s", trace_path.c_str());
   }
   return s;

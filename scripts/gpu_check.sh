@@ -720,13 +720,15 @@ for w in diffusion transformer; do
   figure=$($py - "$out/workload_$w.jsonl" <<'PY' 2>/dev/null
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
-order, times, held, bad = [], {}, {}, 0
+order, times, held, bad, outside = [], {}, {}, 0, {}
 for r in runs:
     c = r["contender"]
     order.append(c) if c not in order else None
     bad += r.get("status") != "ok"
     if r.get("seconds"):
         times.setdefault(c, []).append(r["seconds"])
+    if r.get("process_used_at_end") is not None and r.get("reserved_at_end") is not None:
+        outside[c] = (r["process_used_at_end"] - r["reserved_at_end"]) / 2**20
     h = r.get("pool_reserved_high") if c.startswith("cudefrag") else r.get("peak_reserved")
     held[c] = max(held.get(c, 0), h or 0)
 med = {c: statistics.median(t) for c, t in times.items()}
@@ -735,8 +737,9 @@ parts = []
 for c in order:
     t = times.get(c, [])
     spread = " [%.3f-%.3f s]" % (min(t), max(t)) if len(t) > 1 else ""
-    parts.append("%s %.2fG %.3fx of %.3f s, n=%d%s" % (c, held[c] / 2**30, med.get(c, 0) / fast,
-                                                       fast, len(t), spread))
+    out = " outside %.0fM" % outside[c] if c in outside else ""
+    parts.append("%s %.2fG %.3fx of %.3f s, n=%d%s%s" % (c, held[c] / 2**30, med.get(c, 0) / fast,
+                                                         fast, len(t), spread, out))
 print(("BAD " if bad else "") + "; ".join(parts))
 PY
 )
@@ -791,7 +794,7 @@ for item in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
       --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 40 ? limit - 30 : 10))" \
       --stacks "$tstacks" --passes "${GPU_CHECK_TRACE_PASSES:-1}"
     rc=$?
-    figure=$(grep -E "ratio|per event" "$log" | sed 's/^pytorch_trace_overhead: //' | tr '\n' ' ')
+    figure=$(grep -E "ratio|per event|timing of the trace" "$log" | sed 's/^pytorch_trace_overhead: //' | tr '\n' ' ')
     if [[ $rc -eq 0 ]]; then
       record "$name" PASS "${figure:-see ${log#"$out"/}}"
     else

@@ -84,6 +84,12 @@ def run_one(args, contender, card=None):
     return result
 
 
+def outside(run):
+    """The process's device memory beyond what its allocator held at the end (MiB), or '-'."""
+    used, held = run.get("process_used_at_end"), run.get("reserved_at_end")
+    return "-" if used is None or held is None else f"{(used - held) / (1 << 20):.0f}"
+
+
 def fmt_gib(v):
     return "-" if v is None else f"{v / GIB:.2f}"
 
@@ -148,7 +154,7 @@ def main():
         where = f"a {args.card:g} GiB card" if args.card else "the whole card"
         print(f"\n{args.workload} --scale {args.scale:g} on {where}, {args.repeat} run(s) each")
         print(f"  {'contender':16s} {'status':7s} {'steps':>5s} {'median s':>9s} {'ratio':>6s} "
-              f"{'alloc GiB':>9s} {'reserved':>9s} {'arena phys':>10s}")
+              f"{'alloc GiB':>9s} {'reserved':>9s} {'arena phys':>10s} {'outside MiB':>11s}")
         for c in contenders:
             last = [r for r in runs if r["contender"] == c][-1]
             m = medians.get(c)
@@ -157,7 +163,7 @@ def main():
                   f"{(f'{m:.3f}' if m else '-'):>9s} "
                   f"{(f'{m / fastest:.3f}' if m and fastest else '-'):>6s} "
                   f"{fmt_gib(last.get('peak_allocated')):>9s} {fmt_gib(last.get('peak_reserved')):>9s} "
-                  f"{fmt_gib(phys):>10s}")
+                  f"{fmt_gib(phys):>10s} {outside(last):>11s}")
     if out:
         out.close()
     return 0

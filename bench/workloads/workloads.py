@@ -15,7 +15,10 @@ transformer: a decoder-only model generating tokens with a key/value cache that 
 Both run under torch.inference_mode() in float16. Each step's outcome is printed as it ends; an
 out-of-memory error ends the run (status "oom" with the step). Last line: one JSON object
     {"workload", "status", "steps", "failed_step", "seconds", "peak_allocated", "peak_reserved",
-     "pool_reserved_high", "pool_used_high", "allocator_backend", "alloc_conf"}
+     "pool_reserved_high", "pool_used_high", "allocator_backend", "alloc_conf", "pass_seconds",
+     "reserved_at_end", "process_used_at_end"}
+(process_used_at_end: the process's device memory by nvidia-smi; minus reserved_at_end, the
+memory outside the allocator: context, library workspaces, a shim's own)
 where seconds is the wall time of the steps (model build and warm-up excluded; with --passes N
 the series runs N times over and seconds covers them all, pass_seconds each), peak_allocated /
 peak_reserved are torch.cuda.max_memory_allocated() / max_memory_reserved(), and pool_* are the
@@ -29,6 +32,7 @@ import ctypes
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -198,6 +202,22 @@ def pool_figures():
     return values[0], values[1]
 
 
+def process_device_memory():
+    """What this process holds on its GPUs by the driver's account (nvidia-smi: context, library
+    workspaces and every allocator's memory), in bytes; None when nvidia-smi cannot tell. Minus
+    what the allocator holds, it is the memory a smaller card must also fit that no allocator
+    controls, and which differs between set-ups (a preloaded shim included)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    used = [int(m) for pid, m in (line.split(",")[:2] for line in out.splitlines() if "," in line)
+            if pid.strip() == str(os.getpid()) and m.strip().isdigit()]
+    return sum(used) << 20 if used else None
+
+
 def diffusion_steps(scale, device):
     base = int(128 * scale) // 32 * 32 or 32
     unet = UNet(base).to(device, torch.float16).eval()
@@ -282,6 +302,9 @@ def main():
     result["peak_allocated"] = torch.cuda.max_memory_allocated(device)
     result["peak_reserved"] = torch.cuda.max_memory_reserved(device)
     result["pool_reserved_high"], result["pool_used_high"] = pool_figures()
+    torch.cuda.synchronize()
+    result["reserved_at_end"] = torch.cuda.memory_reserved(device)
+    result["process_used_at_end"] = process_device_memory()
     line = json.dumps(result, sort_keys=True)
     print(line, flush=True)
     if args.json_out:

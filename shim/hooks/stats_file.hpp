@@ -20,7 +20,7 @@
 namespace cudefrag::stats {
 
 inline constexpr std::array<char, 8> kMagic{'C', 'U', 'D', 'F', 'S', 'T', 'A', 'T'};
-inline constexpr std::uint32_t kVersion = 2;
+inline constexpr std::uint32_t kVersion = 3;
 inline constexpr std::size_t kMaxEntries = 64;
 inline constexpr std::size_t kMaxDevices = 32;
 inline constexpr std::size_t kNameSize = 48;
@@ -48,6 +48,15 @@ struct DeviceCounters {
   std::uint64_t arena_stitches;
 };
 
+// What recording the trace cost the threads that allocate and free: every 64th traced allocation
+// or free of each thread is timed (two clock reads), so the cost per event is timed_ns /
+// timed_events, and the run's total that times the traced calls.
+struct TraceCost {
+  std::uint64_t traced_events;  // allocations and frees handed to the recorder
+  std::uint64_t timed_events;
+  std::uint64_t timed_ns;
+};
+
 struct StatsBlock {
   std::array<char, 8> magic;
   std::uint32_t version;
@@ -61,6 +70,7 @@ struct StatsBlock {
   std::array<char, kPathSize> trace_path;  // empty: no trace
   std::array<EntryCounters, kMaxEntries> entries;
   std::array<DeviceCounters, kMaxDevices> devices;
+  TraceCost trace_cost;
 };
 static_assert(std::is_trivially_copyable_v<StatsBlock> && std::is_standard_layout_v<StatsBlock>);
 static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free &&

@@ -7,6 +7,7 @@
 
 #include "shim/config/log.hpp"
 #include "shim/hooks/arenas.hpp"
+#include "shim/hooks/counters.hpp"
 #include "shim/hooks/dispatch.hpp"
 #include "shim/vmm/real_cuda.hpp"
 
@@ -113,20 +114,45 @@ void configure_tracing(const config::Config& c) noexcept {
   }
 }
 
+// The trace's own cost, sampled (stats::TraceCost): one traced call in kCostSample per thread is
+// timed, and the event count is published in batches of kCostSample, so that a thread touches
+// the shared counters once per kCostSample calls.
+constexpr std::uint32_t kCostSample = 64;
+[[gnu::tls_model("initial-exec")]] thread_local std::uint32_t t_traced_calls = 0;
+
+template <typename Record>
+void timed(Record&& record) noexcept {
+  if (++t_traced_calls % kCostSample != 0) [[likely]] {
+    record();
+    return;
+  }
+  const trace::TimeNs start = trace::now();
+  record();
+  const trace::TimeNs end = trace::now();
+  stats::TraceCost& cost = counters_block().trace_cost;
+  stats::add(cost.traced_events, kCostSample);
+  stats::add(cost.timed_events, 1);
+  stats::add(cost.timed_ns, end.value > start.value ? end.value - start.value : 0);
+}
+
 void trace_alloc(HookId id, DeviceOrdinal device, const void* stream, DevicePtr ptr,
                  Bytes requested, Bytes granted, int result) noexcept {
   trace::Recorder* r = trace::recorder();
   if (r == nullptr) return;
   describe_once(*r, device);
-  r->record_alloc(
-      trace::AllocEvent{entry(id), device, stream, ptr, requested, granted, result, trace::now()});
+  timed([&] {
+    r->record_alloc(trace::AllocEvent{entry(id), device, stream, ptr, requested, granted, result,
+                                      trace::now()});
+  });
 }
 
 void trace_free(HookId id, DeviceOrdinal device, const void* stream, DevicePtr ptr, Bytes size,
                 int result, trace::TimeNs before) noexcept {
   trace::Recorder* r = trace::recorder();
   if (r == nullptr) return;
-  r->record_free(trace::FreeEvent{entry(id), device, stream, ptr, size, result, before});
+  timed([&] {
+    r->record_free(trace::FreeEvent{entry(id), device, stream, ptr, size, result, before});
+  });
 }
 
 void trace_out_of_memory(HookId id, DeviceOrdinal device, const void* stream, Bytes requested,

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -140,12 +142,18 @@ TEST(Summary, SaysHowTheProgramEndedAndWhatItCalled) {
   EXPECT_EQ(s.find("arena:"), std::string::npos) << "no arena figures without an arena\n" << s;
 }
 
-TEST(Summary, ShowsWhatEachArenaHeld) {
+// The block of one process that ran in arena mode, as asked.
+stats::StatsBlock one_arena_process() {
   stats::StatsBlock b;
   stats::initialize(b);
   b.attached = 1;
   b.mode_requested = stats::ReportedMode::kArena;
   b.mode_effective = stats::ReportedMode::kArena;
+  return b;
+}
+
+TEST(Summary, ShowsWhatEachArenaHeld) {
+  stats::StatsBlock b = one_arena_process();
   b.devices[0].arena_peak_physical_bytes = 6ULL << 30;
   b.devices[0].arena_physical_bytes = 4ULL << 30;
   b.devices[0].arena_live_bytes = 1ULL << 30;
@@ -161,6 +169,25 @@ TEST(Summary, ShowsWhatEachArenaHeld) {
   EXPECT_NE(format_summary(&b, ProgramEnd{0, 0}, "").find("never loaded"), std::string::npos);
   EXPECT_NE(format_summary(nullptr, ProgramEnd{3, 0}, "").find("exited with code 3"),
             std::string::npos);
+}
+
+TEST(Summary, SaysWhatTheTraceCostTheAllocatingThreads) {
+  stats::StatsBlock b = one_arena_process();
+  const std::filesystem::path trace =
+      std::filesystem::temp_directory_path() / "cudefrag-summary-cost.trace";
+  { std::ofstream(trace) << "x"; }
+  EXPECT_EQ(format_summary(&b, ProgramEnd{0, 0}, trace.string()).find("trace cost"),
+            std::string::npos)
+      << "nothing timed, nothing said";
+  b.trace_cost.traced_events = 64000;
+  b.trace_cost.timed_events = 1000;
+  b.trace_cost.timed_ns = 1500000;  // 1.5 us each
+  const std::string s = format_summary(&b, ProgramEnd{0, 0}, trace.string());
+  std::filesystem::remove(trace);
+  EXPECT_NE(s.find("trace cost: 1.50 us per traced allocation or free (1000 of about 64000 timed), "
+                   "about 0.096 s on the allocating threads"),
+            std::string::npos)
+      << s;
 }
 
 }  // namespace
