@@ -164,6 +164,8 @@ bool parse_option(Option o, std::string_view text, Config& out) noexcept {
     }
     case Option::kHookDlsym:
       return parse_bool(text, out.hook_dlsym);
+    case Option::kFreeStacks:
+      return parse_bool(text, out.free_stacks);
     case Option::kSmallMax: {
       Bytes b = kDefaultSmallMax;
       if (!text.empty() && !parse_bytes(text, b)) return false;

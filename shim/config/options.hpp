@@ -70,6 +70,7 @@ struct Config {
   PathString stats_file;  // set by the launcher; empty: none
   Stacks stacks = Stacks::kBoth;
   Bytes small_max = kDefaultSmallMax;  // requests up to this size share slab pages
+  bool free_stacks = false;            // frees carry call stacks too
 };
 
 enum class Option : std::uint8_t {
@@ -82,8 +83,9 @@ enum class Option : std::uint8_t {
   kStatsFile,
   kStacks,
   kSmallMax,
+  kFreeStacks,
 };
-inline constexpr std::size_t kOptionCount = 9;
+inline constexpr std::size_t kOptionCount = 10;
 
 enum class Kind : std::uint8_t { kChoice, kBool, kBytes, kText };
 
@@ -170,6 +172,16 @@ inline constexpr std::array<OptionSpec, kOptionCount> kOptions{{
      "a size up to 16MiB (units as for --limit); 0: every request gets whole pages of its own",
      "Requests up to this size share 2-16 MiB slab pages in size classes (rounding waste under "
      "1/9 of the slot); larger ones get whole 2 MiB pages of their own."},
+    {Option::kFreeStacks,
+     "CUDEFRAG_FREE_STACKS",
+     "--free-stacks",
+     Kind::kBool,
+     "0",
+     {},
+     "1, 0, true, false, yes, no, on, off",
+     "Record call stacks with frees too, not only with allocations and out-of-memory errors. "
+     "Off by default: no report uses them, and they doubled the trace's cost on a PyTorch "
+     "program (docs/trace-format.md)."},
 }};
 
 constexpr const OptionSpec& spec(Option o) {

@@ -94,11 +94,13 @@ void configure_tracing(const config::Config& c) noexcept {
     trace::Options o;
     o.path = std::string(c.trace.view());
     o.stacks = static_cast<trace::StackMode>(c.stacks);
+    o.free_stacks = c.free_stacks;
     for (const HookInfo& h : kHooks) o.entry_points.emplace_back(h.name);
     o.config = {
         {"mode", std::string(config::to_string(c.mode))},
         {"limit", std::to_string(c.limit.value)},
         {"small_max", std::to_string(c.small_max.value)},
+        {"free_stacks", c.free_stacks ? "1" : "0"},
         {"stacks", std::string(config::to_string(c.stacks))},
         {"hook_dlsym", c.hook_dlsym ? "1" : "0"},
     };

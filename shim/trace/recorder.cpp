@@ -492,7 +492,7 @@ void Recorder::record_free(const FreeEvent& e) {
   ThreadSlot& slot = s.slot();
   format::MemoryRecord r =
       memory_record(format::RecordType::kFree, e, slot.thread_id, 0, e.size.value);
-  r.stack = s.capture_stack(slot);
+  if (s.options.free_stacks) r.stack = s.capture_stack(slot);
   s.append(slot, bytes_of(r));
 }
 

@@ -88,6 +88,9 @@ struct Options {
   // this process writes "<path>.<pid>" instead.
   std::string path;
   StackMode stacks = StackMode::kNone;
+  // Frees carry a stack too (with `stacks`); otherwise their stack id is 0, "not captured".
+  // Allocations and out-of-memory errors always carry one.
+  bool free_stacks = false;
   NativeUnwinder unwinder = NativeUnwinder::kAuto;
   int max_native_frames = 64;  // 1..128
   int max_python_frames = 64;  // 1..128

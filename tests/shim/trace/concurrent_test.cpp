@@ -41,6 +41,7 @@ TEST_P(ConcurrentRecorder, SixteenThreadsLoseNothingAndShareStacks) {
   Options o;
   o.path = dir.file("t.trace");
   o.stacks = GetParam();
+  o.free_stacks = true;  // two call sites, both with stacks
   o.thread_buffer_bytes = std::size_t{1} << 20;
 #if defined(__SANITIZE_THREAD__)
   // libunwind is not instrumented, and its per-thread cache destructor crashes ThreadSanitizer's
