@@ -63,13 +63,14 @@ for elf in "${elves[@]}"; do
     echo "bundled $name (from $lib, needed by ${elf#"$build"/})"
   done < <(ldd "$elf" 2>/dev/null || true)
 done
-# libcudefrag.so loads libunwind at run time (the GPU machine has none; without it native stacks
-# fall back to libgcc's unwinder, about 15x slower) and looks for it beside itself first.
+# The trace code loads libunwind at run time (the GPU machine has none; without it native stacks
+# fall back to libgcc's unwinder, about 15x slower) and looks for it beside its own binary first:
+# libcudefrag.so, and the trace benchmarks (trace_bench, the probe python_bench.py loads).
 unwind=$(ldconfig -p | awk '/libunwind\.so\.8 .*x86-64/ {print $NF; exit}')
-for shim in "$build"/shim/hooks/libcudefrag.so; do
-  [[ -f $shim && -n $unwind ]] || continue
-  cp -L "$unwind" "$(dirname "$shim")/libunwind.so.8"
-  echo "bundled libunwind.so.8 beside ${shim#"$build"/} (from $unwind)"
+for beside in "$build"/shim/hooks/libcudefrag.so "$build"/bench/trace/trace_bench; do
+  [[ -f $beside && -n $unwind ]] || continue
+  cp -L "$unwind" "$(dirname "$beside")/libunwind.so.8"
+  echo "bundled libunwind.so.8 beside ${beside#"$build"/} (from $unwind)"
 done
 echo "gpu_bundle: ${#elves[@]} programs and libraries checked, ${#copied[@]} libraries in $dest"
 exit "$missing"

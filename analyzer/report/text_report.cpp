@@ -69,8 +69,13 @@ void run_section(Out& out, const ReportData& d) {
   for (const std::string& a : p.command_line) args += (args.empty() ? "" : " ") + a;
   if (!args.empty()) out.f("  command line  %s\n", args.c_str());
   static constexpr const char* kStackModes[] = {"none", "native", "python", "native+python"};
-  out.f("  pid           %" PRIu32 ", started %s, call stacks: %s\n", p.pid,
-        wall_clock(p.start_wall_ns).c_str(), p.stack_mode < 4 ? kStackModes[p.stack_mode] : "?");
+  std::string unwinder;
+  for (const ConfigEntry& c : d.config) {
+    if (c.key == "unwinder") unwinder = " (native frames by " + c.value + ")";
+  }
+  out.f("  pid           %" PRIu32 ", started %s, call stacks: %s%s\n", p.pid,
+        wall_clock(p.start_wall_ns).c_str(), p.stack_mode < 4 ? kStackModes[p.stack_mode] : "?",
+        unwinder.c_str());
   for (std::size_t i = 0; i < d.gpus.size(); ++i) {
     const DeviceInfo& g = d.gpus[i];
     out.f("  %-13s %d: %s, %s\n", i == 0 ? "GPUs" : "", g.ordinal, g.name.c_str(),

@@ -229,7 +229,15 @@ struct Recorder::Impl {
 
 std::string Recorder::Impl::start() {
   std::vector<std::byte> header;
-  append_header_records(options, header);
+  if (native) {
+    // Which unwinder ran tells a reader what the native frames cost (libgcc's is ~15x slower)
+    // and whether the machine lacked libunwind.
+    Options described = options;
+    described.config.emplace_back("unwinder", std::string(native->unwinder()));
+    append_header_records(described, header);
+  } else {
+    append_header_records(options, header);
+  }
   writer.write_file_header();
   writer.add_records(header);
   writer.flush();

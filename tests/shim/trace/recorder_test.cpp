@@ -3,7 +3,9 @@
 #include "shim/trace/recorder.hpp"
 
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include <algorithm>
 
 #include <atomic>
 #include <fstream>
@@ -313,6 +315,12 @@ TEST(Recorder, FreesCarryAStackOnlyWhenAsked) {
     ASSERT_EQ(memory.size(), 2u);
     EXPECT_NE(memory[0].stack, 0u);
     EXPECT_EQ(memory[1].stack != 0, free_stacks) << "free_stacks " << free_stacks;
+    // With native frames, the header says which unwinder took them.
+    const auto config = trace.all<analyzer::ConfigEntry>();
+    const auto unwinder = std::find_if(config.begin(), config.end(),
+                                       [](const auto& c) { return c.key == "unwinder"; });
+    ASSERT_NE(unwinder, config.end());
+    EXPECT_TRUE(unwinder->value == "libunwind" || unwinder->value == "libgcc") << unwinder->value;
   }
 }
 
