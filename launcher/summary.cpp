@@ -110,6 +110,13 @@ std::string format_summary(const stats::StatsBlock* stats, const ProgramEnd& end
               format_bytes(c.arena_peak_physical_bytes).c_str(),
               format_bytes(c.arena_physical_bytes).c_str(), format_bytes(cached).c_str(),
               static_cast<unsigned long long>(c.arena_stitches));
+    if (c.arena_slow_allocations > 0) {
+      // What growing and reshaping the arena cost the program's threads (creating, mapping,
+      // waiting for streams): the part of its speed the caches do not hide.
+      s += line("device %zu arena: %llu requests missed the caches, %.1f ms in slow paths", d,
+                static_cast<unsigned long long>(c.arena_slow_allocations),
+                static_cast<double>(c.arena_slow_ns) / 1e6);
+    }
   }
 
   if (trace_path.empty()) {

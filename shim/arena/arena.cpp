@@ -294,6 +294,7 @@ ArenaStats Arena::Impl::stats() const {
   s.event_waits = f.event_waits;
   s.trims = load(c.trims);
   s.out_of_memory = load(c.out_of_memory);
+  s.slow_ns = load(c.slow_ns);
   return s;
 }
 

@@ -104,6 +104,8 @@ struct ArenaFigures {
   Bytes peak_live;
   Bytes peak_physical;
   std::uint64_t stitches = 0;
+  std::uint64_t slow_allocations = 0;
+  std::uint64_t slow_ns = 0;  // ArenaStats::slow_ns
 };
 
 struct AllocationRange {

@@ -16,6 +16,8 @@ ArenaFigures Arena::figures() const {
   f.peak_live = Bytes{a.c.peak_live.load(std::memory_order_relaxed)};
   f.peak_physical = Bytes{a.c.peak_physical.load(std::memory_order_relaxed)};
   f.stitches = a.c.stitches.load(std::memory_order_relaxed);
+  f.slow_allocations = a.c.slow_allocations.load(std::memory_order_relaxed);
+  f.slow_ns = a.c.slow_ns.load(std::memory_order_relaxed);
   return f;
 }
 

@@ -132,6 +132,8 @@ struct Arena::Impl {
     std::atomic<std::uint64_t> reclaims{0};
     std::atomic<std::uint64_t> trims{0};
     std::atomic<std::uint64_t> out_of_memory{0};
+    // Time inside the slow paths (allocation and trim), backend calls and waits included.
+    std::atomic<std::uint64_t> slow_ns{0};
   };
   mutable Counters c;
 };

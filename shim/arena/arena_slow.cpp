@@ -1,6 +1,7 @@
 // The arena's slow path: everything that maps, unmaps, creates or releases memory, waits for
 // fences, or reshapes cached ranges. Runs under slow_mu (see arena_impl.hpp for the lock order).
 #include <algorithm>
+#include <chrono>
 
 #include "shim/arena/arena_impl.hpp"
 
@@ -22,6 +23,25 @@ void sub(std::atomic<std::uint64_t>& a, Bytes b) {
 void bump(std::atomic<std::uint64_t>& a, std::uint64_t n = 1) {
   a.fetch_add(n, std::memory_order_relaxed);
 }
+
+// Adds the time from its construction to its destruction to a counter (one slow path).
+class SlowClock {
+ public:
+  explicit SlowClock(std::atomic<std::uint64_t>& sink)
+      : sink_(sink), start_(std::chrono::steady_clock::now()) {}
+  ~SlowClock() {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - start_)
+                        .count();
+    bump(sink_, static_cast<std::uint64_t>(ns));
+  }
+  SlowClock(const SlowClock&) = delete;
+  SlowClock& operator=(const SlowClock&) = delete;
+
+ private:
+  std::atomic<std::uint64_t>& sink_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 Bytes sum(const std::vector<Piece>& pieces) {
   Bytes total;
@@ -61,6 +81,7 @@ void Arena::Impl::hand_out(Range* r, RangeState state, Bytes requested) {
 
 AllocResult Arena::Impl::allocate_small_slow(std::uint32_t class_index, Bytes size,
                                              StreamIndex by) {
+  const SlowClock clock(c.slow_ns);
   bump(c.slow_allocations);
   fences.poll();
   ClassHeap& heap = *heaps[class_index];
@@ -100,6 +121,7 @@ AllocResult Arena::Impl::allocate_small_slow(std::uint32_t class_index, Bytes si
 }
 
 AllocResult Arena::Impl::allocate_large_slow(Bytes size, StreamIndex by) {
+  const SlowClock clock(c.slow_ns);
   bump(c.slow_allocations);
   fences.poll();
   const Bytes rounded = size.align_up(gran);
@@ -555,6 +577,7 @@ void Arena::Impl::fence_everything() {
 }
 
 vmm::Status Arena::Impl::trim(Bytes keep) {
+  const SlowClock clock(c.slow_ns);
   fences.poll();
   if (fences.has_unfenced()) {
     fence_everything();

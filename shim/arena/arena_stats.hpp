@@ -51,6 +51,9 @@ struct ArenaStats {
   std::uint64_t event_waits = 0;
   std::uint64_t trims = 0;
   std::uint64_t out_of_memory = 0;
+  // Wall time spent in slow allocations and trims (creating, mapping, unmapping, releasing,
+  // waiting for streams), what the arena's growth and reshaping cost the program's threads.
+  std::uint64_t slow_ns = 0;
 };
 
 }  // namespace cudefrag::arena

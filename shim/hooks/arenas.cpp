@@ -34,6 +34,8 @@ struct DeviceState {
   std::mutex publish_mu;
   std::uint64_t published_physical = 0;
   std::uint64_t published_stitches = 0;
+  std::uint64_t published_slow_allocations = 0;
+  std::uint64_t published_slow_ns = 0;
 };
 
 // Never destroyed: hooks run during process exit, after static destructors.
@@ -267,6 +269,9 @@ void publish_if_changed(DeviceOrdinal device, arena::Arena& a) noexcept {
   publish_delta(c.arena_physical_bytes, &c.arena_peak_physical_bytes, s.published_physical,
                 f.physical.value);
   publish_delta(c.arena_stitches, nullptr, s.published_stitches, f.stitches);
+  publish_delta(c.arena_slow_allocations, nullptr, s.published_slow_allocations,
+                f.slow_allocations);
+  publish_delta(c.arena_slow_ns, nullptr, s.published_slow_ns, f.slow_ns);
 }
 
 void set_backend_factory_for_testing(BackendFactory factory) noexcept {
@@ -290,6 +295,8 @@ void reset_arenas_for_testing() noexcept {
     std::lock_guard publish_lock(s.publish_mu);
     s.published_physical = 0;
     s.published_stitches = 0;
+    s.published_slow_allocations = 0;
+    s.published_slow_ns = 0;
   }
 }
 

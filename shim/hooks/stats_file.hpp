@@ -46,6 +46,8 @@ struct DeviceCounters {
   std::uint64_t arena_peak_physical_bytes;
   std::uint64_t arena_live_bytes;
   std::uint64_t arena_stitches;
+  std::uint64_t arena_slow_allocations;  // requests that missed the arena's caches
+  std::uint64_t arena_slow_ns;           // time in slow allocations and trims
 };
 
 // What recording the trace cost the threads that allocate and free: every 64th traced allocation

@@ -158,7 +158,12 @@ TEST(Summary, ShowsWhatEachArenaHeld) {
   b.devices[0].arena_physical_bytes = 4ULL << 30;
   b.devices[0].arena_live_bytes = 1ULL << 30;
   b.devices[0].arena_stitches = 7;
+  b.devices[0].arena_slow_allocations = 40;
+  b.devices[0].arena_slow_ns = 12'500'000;
   const std::string s = format_summary(&b, ProgramEnd{0, 0}, "");
+  EXPECT_NE(s.find("device 0 arena: 40 requests missed the caches, 12.5 ms in slow paths"),
+            std::string::npos)
+      << s;
   EXPECT_NE(s.find("mode: arena"), std::string::npos) << s;
   EXPECT_NE(s.find("device 0 arena: peak physical 6.0 GiB, held at exit 4.0 GiB (cached 3.0 GiB), "
                    "stitches 7"),

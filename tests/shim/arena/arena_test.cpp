@@ -334,6 +334,22 @@ TEST(Arena, ReuseGrantsNoSlackWhileMemoryIsShort) {
   EXPECT_EQ(arena->allocation_range(must_allocate(*arena, MiB(46)))->granted, MiB(50));
 }
 
+// The slow paths' time is counted (what the launcher's summary reports), the fast paths' not.
+TEST(Arena, TimesItsSlowPathsOnly) {
+  auto arena = make_host_arena({});
+  EXPECT_EQ(arena->stats().slow_ns, 0u);
+  const DevicePtr p = must_allocate(*arena, MiB(8));
+  const ArenaStats after_slow = arena->stats();
+  EXPECT_EQ(after_slow.slow_allocations, 1u);
+  EXPECT_GT(after_slow.slow_ns, 0u);
+  EXPECT_EQ(arena->figures().slow_ns, after_slow.slow_ns);
+  ASSERT_EQ(arena->free(p, {}, kAsyncFree), FreeResult::kOk);
+  EXPECT_EQ(must_allocate(*arena, MiB(8)), p);  // from the cache
+  EXPECT_EQ(arena->stats().slow_ns, after_slow.slow_ns);
+  ASSERT_EQ(arena->trim(Bytes{0}), vmm::Status::kOk);
+  EXPECT_GT(arena->stats().slow_ns, after_slow.slow_ns);
+}
+
 TEST(Arena, TrimReleasesCachedMemoryDownToWhatIsKept) {
   auto arena = make_host_arena({});
   std::vector<DevicePtr> blocks;
