@@ -52,7 +52,7 @@ failures=0
 # GPU_CHECK_STEPS: the step groups to run, comma-separated (default: all): ctest, semantics,
 # examples, pytorch, oom, passthrough, memcheck, bench, workloads (or workload_<w>),
 # trace_overhead, exports, record_workloads, two_gpus. Only when named: bisect*, comfyui*,
-# traced_card_<w>, python_versions.
+# traced_card_<w>, python_versions, outside_memory.
 steps=${GPU_CHECK_STEPS:-all}
 want() { [[ $steps == all || ",$steps," == *",$1,"* ]]; }
 # The slow and special groups run only when named.
@@ -891,6 +891,34 @@ for w in diffusion transformer; do
     fi
   fi
 done
+
+# ---------------------------------------------------------------------------------------------
+# Device memory outside the allocator, step by step (step group outside_memory, only when named):
+# bench/workloads/outside_memory.py under each allocator set-up; the figure is the "outside"
+# MiB after each step, per set-up. What decides a card at the edge besides the allocator.
+if asked outside_memory; then
+  script="$repo/bench/workloads/outside_memory.py"
+  for setup in native expandable async cudefrag+async cudefrag+native; do
+    log="$logs/outside_memory_$setup.log"
+    conf=() shim=()
+    case $setup in
+      expandable) conf=(PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True) ;;
+      async | cudefrag+async) conf=(PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync) ;;
+    esac
+    [[ $setup == cudefrag* ]] && shim=("$launcher" run --quiet --keep-torch-alloc-conf --)
+    if [[ $setup == cudefrag* && -z $launcher ]]; then
+      record "outside memory ($setup)" SKIP "launcher not built"
+    elif ! limit=$(limit_for 90); then
+      record "outside memory ($setup)" SKIP "out of time"
+    elif run_logged "$log" "$limit" env -u PYTORCH_CUDA_ALLOC_CONF "${conf[@]}" "${shim[@]}" \
+      $py "$script"; then
+      record "outside memory ($setup)" PASS "$(grep -E '^outside_memory: ' "$log" |
+        awk '{ printf "%s %s; ", $2, $(NF-1) }')(MiB outside the allocator after each step)"
+    else
+      record "outside memory ($setup)" FAIL "see ${log#"$out"/}"
+    fi
+  done
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Python frames on this machine's interpreter (step group python_versions, only when named): the

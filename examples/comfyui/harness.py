@@ -401,23 +401,36 @@ def comparison_rows(records: list[dict]) -> list[dict]:
 def timing_rows(records: list[dict]) -> list[dict]:
     """Per config, the whole-card series of compare.sh --timing ('timing' lines): how many ran,
     finished, and the median, least and most wall time of those that finished; the ratio is the
-    median over the median of 'default' (else of the first config seen)."""
+    median over the median of 'default' (else of the first config seen). later_s is the median
+    over finished runs of the images after the first (their 'image' lines, tagged with the
+    round): the first image loads the checkpoint from disk and carries most of a run's spread,
+    the later ones are sampling and decoding alone; later_ratio compares those medians."""
     per_config: dict[str, list[dict]] = {}
+    later: dict[tuple[str, str], float] = {}
     for r in records:
         if r.get("event") == "timing" and "config" in r:
             per_config.setdefault(r["config"], []).append(r)
+        elif (r.get("event") == "image" and "timing_round" in r and "config" in r
+              and r.get("index", 0) > 0 and r.get("wall_s") is not None):
+            key = (r["config"], str(r["timing_round"]))
+            later[key] = later.get(key, 0.0) + r["wall_s"]
     rows = []
     for config, runs in per_config.items():
-        times = [r["wall_s"] for r in runs if r.get("all_finished") and r.get("wall_s")]
+        done = [r for r in runs if r.get("all_finished") and r.get("wall_s")]
+        times = [r["wall_s"] for r in done]
+        rest = [later[(config, str(r["round"]))] for r in done
+                if (config, str(r.get("round"))) in later]
         rows.append({"config": config, "runs": len(runs), "finished": len(times),
                      "median_s": statistics.median(times) if times else None,
                      "min_s": min(times) if times else None,
-                     "max_s": max(times) if times else None})
+                     "max_s": max(times) if times else None,
+                     "later_s": round(statistics.median(rest), 3) if rest else None})
     reference = next((r for r in rows if r["config"] == "default"), rows[0] if rows else None)
     for row in rows:
-        base = reference["median_s"] if reference else None
-        row["ratio"] = (round(row["median_s"] / base, 3)
-                        if row["median_s"] is not None and base else None)
+        for value, base_key, out in (("median_s", "median_s", "ratio"),
+                                     ("later_s", "later_s", "later_ratio")):
+            base = reference[base_key] if reference else None
+            row[out] = (round(row[value] / base, 3) if row[value] is not None and base else None)
     return rows
 
 
@@ -917,11 +930,13 @@ def format_timing(rows: list[dict]) -> str:
     """The table of timing_rows, or '' when there were no timing runs."""
     if not rows:
         return ""
-    lines = [("config", "runs", "finished", "median s", "least s", "most s", "ratio")]
+    lines = [("config", "runs", "finished", "median s", "least s", "most s", "ratio",
+              "later images s", "ratio")]
     for row in rows:
         lines.append(tuple("-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
                            for v in (row["config"], row["runs"], row["finished"],
-                                     row["median_s"], row["min_s"], row["max_s"], row["ratio"])))
+                                     row["median_s"], row["min_s"], row["max_s"], row["ratio"],
+                                     row["later_s"], row["later_ratio"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
                      for line in lines)

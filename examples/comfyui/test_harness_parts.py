@@ -198,10 +198,18 @@ class TableTest(unittest.TestCase):
             return {"event": "summary", "config": config, "card_gib": "full",
                     "timing_round": str(rnd), "all_finished": True, "wall_s": wall}
 
+        def image(config, rnd, index, wall):
+            return {"event": "image", "config": config, "card_gib": "full",
+                    "timing_round": str(rnd), "index": index, "wall_s": wall}
+
         records = self.records() + [
             timing("cudefrag", 1, 12.0), summary("cudefrag", 1, 12.0), timing("default", 1, 10.0),
             timing("default", 2, 11.0), timing("cudefrag", 2, 11.0),
             timing("cudefrag", 3, 99.0, finished=False), timing("default", 3, 30.0),
+            # Later images (index > 0) of finished rounds only; the first image is left out.
+            image("default", 1, 0, 8.0), image("default", 1, 1, 1.0), image("default", 1, 2, 1.0),
+            image("default", 2, 1, 3.0), image("cudefrag", 1, 0, 9.0), image("cudefrag", 1, 1, 2.5),
+            image("cudefrag", 2, 1, 2.5), image("cudefrag", 3, 1, 50.0),
         ]
         rows = {r["config"]: r for r in harness.timing_rows(records)}
         self.assertEqual(rows["default"]["median_s"], 11.0)
@@ -210,6 +218,9 @@ class TableTest(unittest.TestCase):
         self.assertEqual(rows["cudefrag"]["median_s"], 11.5)
         self.assertEqual(rows["cudefrag"]["ratio"], round(11.5 / 11.0, 3))
         self.assertEqual(rows["default"]["ratio"], 1.0)
+        self.assertEqual(rows["default"]["later_s"], 2.5)  # rounds 1 (1 + 1) and 2 (3)
+        self.assertEqual(rows["cudefrag"]["later_s"], 2.5)  # round 3 did not finish
+        self.assertEqual(rows["cudefrag"]["later_ratio"], 1.0)
         # A timing run's own summary does not replace the traced whole-card figure.
         full = {r["config"]: r for r in harness.comparison_rows(records)}
         self.assertIsNone(full["cudefrag"]["wall_s_full_card"])
@@ -420,7 +431,7 @@ class CompareScriptTest(unittest.TestCase):
         self.assertEqual([(t["config"], t["round"], t["wall_s"]) for t in timing],
                          [("default", 1, 10.0), ("cudefrag", 1, 10.0), ("cudefrag", 2, 10.0),
                           ("default", 2, 10.0)])
-        self.assertRegex(result.stdout, r"\ncudefrag\s+2\s+2\s+10\s+10\s+10\s+1\n")
+        self.assertRegex(result.stdout, r"\ncudefrag\s+2\s+2\s+10\s+10\s+10\s+1\s+-\s+-\n")
         result, _ = self.run_compare("--timing", "many")
         self.assertEqual(result.returncode, 64)
 
