@@ -526,10 +526,9 @@ void sizes_section(Page& p, const ReportData& d) {
   p.s("<table>");
   head_row(p, {"size range", "allocs", "bytes"}, "");
   p.s("<tbody>");
-  for (const SizeBucket& b : d.sizes) {
+  for (const SizeBucket& b : size_rows(d.sizes)) {
     p.s("<tr>");
-    num_cell(p, "[" + bytes_text(b.from) + ", " +
-                    (b.to == 0 ? std::string("...") : bytes_text(b.to)) + ")");
+    num_cell(p, size_range_text(b));
     num_cell(p, std::to_string(b.allocations));
     num_cell(p, bytes_text(b.bytes));
     char width[16];

@@ -306,9 +306,8 @@ void sizes_section(Out& out, const ReportData& d) {
   std::uint64_t max = 1;
   for (const SizeBucket& b : d.sizes) max = std::max(max, b.allocations);
   out.s("               size range     allocs        bytes\n");
-  for (const SizeBucket& b : d.sizes) {
-    const std::string range =
-        "[" + bytes_text(b.from) + ", " + (b.to == 0 ? std::string("...") : bytes_text(b.to)) + ")";
+  for (const SizeBucket& b : size_rows(d.sizes)) {
+    const std::string range = size_range_text(b);
     const auto cols = static_cast<std::size_t>(
         static_cast<double>(b.allocations) / static_cast<double>(max) * kBarWidth + 0.5);
     out.f("  %23s %10" PRIu64 " %12s  %s\n", range.c_str(), b.allocations,

@@ -131,4 +131,25 @@ std::string arena_events_text(const DeviceReport& d) {
   return text;
 }
 
+std::vector<SizeBucket> size_rows(const std::vector<SizeBucket>& buckets) {
+  std::vector<SizeBucket> rows;
+  for (std::size_t i = 0; i < buckets.size();) {
+    std::size_t end = i;
+    while (end < buckets.size() && buckets[end].allocations == 0) ++end;
+    if (end - i >= 2) {
+      rows.push_back(SizeBucket{buckets[i].from, buckets[end - 1].to, 0, 0});
+      i = end;
+    } else {
+      rows.push_back(buckets[i]);
+      ++i;
+    }
+  }
+  return rows;
+}
+
+std::string size_range_text(const SizeBucket& b) {
+  return "[" + bytes_text(b.from) + ", " + (b.to == 0 ? std::string("...") : bytes_text(b.to)) +
+         ")";
+}
+
 }  // namespace cudefrag::analyzer

@@ -12,6 +12,7 @@ namespace cudefrag::analyzer {
 
 struct DeviceReport;
 struct ReportData;
+struct SizeBucket;
 
 // "0 B", "512 B", "1.5 KiB", "3.0 MiB", "24.0 GiB", "1.2 TiB".
 std::string bytes_text(std::uint64_t bytes);
@@ -37,6 +38,14 @@ std::string device_name(const DeviceReport& d);
 // "2 map, 2 physical create": the device's arena events by kind, in the format's order; empty
 // when there were none.
 std::string arena_events_text(const DeviceReport& d);
+
+// The size histogram as the text and HTML reports show it: a run of two or more empty buckets
+// becomes one row covering their whole range, so that sizes from 2 B to 1 GiB do not take twenty
+// rows of zeros. (The JSON report keeps every bucket.)
+std::vector<SizeBucket> size_rows(const std::vector<SizeBucket>& buckets);
+
+// "[1.0 MiB, 2.0 MiB)", "[1.0 GiB, ...)" for the last, unbounded bucket.
+std::string size_range_text(const SizeBucket& b);
 
 // The report's warnings about the trace itself (cut short, records lost or out of order, frees
 // of unknown addresses), one sentence each; empty when there are none.
