@@ -7,6 +7,10 @@
 namespace cudefrag::analyzer {
 namespace {
 
+// Below this much to spare, a failed request on a device the driver reports as nearly full is
+// put down to the driver's own margin rather than to the arena (see explain_oom).
+constexpr std::uint64_t kDriverMargin = std::uint64_t{32} << 20;
+
 std::uint64_t minus(std::uint64_t a, std::uint64_t b) {
   return a > b ? a - b : 0;
 }
@@ -47,6 +51,17 @@ void explain_oom(OomReport& oom) {
                   "largest extent that could be served was " +
                   bytes_text(s.largest_extent) +
                   ": the free memory was in pieces the arena could not join");
+  } else if (driver_known && s.driver_free != 0 && available - r < kDriverMargin) {
+    // The arena's figures say the request fits, by less than the driver keeps for itself on a
+    // full device: on an H200 cuMemCreate refused 288 MiB with 289.6 MiB reported free, and
+    // 12 MiB with 15.6 MiB (docs/RESULTS.md).
+    out.push_back("the device was full: the arena could have served the request from its cache (" +
+                  bytes_text(s.cached) + ") and the driver's free memory (" +
+                  bytes_text(s.driver_free) + ") with only " + bytes_text(available - r) +
+                  " to spare; near a full device the driver keeps some of the memory its free "
+                  "figure counts for itself, so the request needed more than the card had "
+                  "(result " +
+                  std::to_string(oom.result) + ")");
   } else {
     out.push_back("the arena's state shows the request could be served (largest extent " +
                   bytes_text(s.largest_extent) + " >= request): the failure came from the " +
