@@ -403,23 +403,24 @@ def timing_rows(records: list[dict]) -> list[dict]:
     finished, and the median, least and most wall time of those that finished; the ratio is the
     median over the median of 'default' (else of the first config seen). later_s is the median
     over finished runs of the images after the first (their 'image' lines, tagged with the
-    round): the first image loads the checkpoint from disk and carries most of a run's spread,
+    run): the first image loads the checkpoint from disk and carries most of a run's spread,
     the later ones are sampling and decoding alone; later_ratio compares those medians."""
-    per_config: dict[str, list[dict]] = {}
-    later: dict[tuple[str, str], float] = {}
+    # A run's image lines come before the 'timing' line compare.sh writes when the run ends, so
+    # the later images seen since a config's last timing line belong to its next one (this also
+    # keeps the runs of several files apart, whose rounds share numbers).
+    per_config: dict[str, list[tuple[dict, float | None]]] = {}
+    pending: dict[str, float] = {}
     for r in records:
         if r.get("event") == "timing" and "config" in r:
-            per_config.setdefault(r["config"], []).append(r)
+            per_config.setdefault(r["config"], []).append((r, pending.pop(r["config"], None)))
         elif (r.get("event") == "image" and "timing_round" in r and "config" in r
               and r.get("index", 0) > 0 and r.get("wall_s") is not None):
-            key = (r["config"], str(r["timing_round"]))
-            later[key] = later.get(key, 0.0) + r["wall_s"]
+            pending[r["config"]] = pending.get(r["config"], 0.0) + r["wall_s"]
     rows = []
     for config, runs in per_config.items():
-        done = [r for r in runs if r.get("all_finished") and r.get("wall_s")]
-        times = [r["wall_s"] for r in done]
-        rest = [later[(config, str(r["round"]))] for r in done
-                if (config, str(r.get("round"))) in later]
+        done = [(r, later) for r, later in runs if r.get("all_finished") and r.get("wall_s")]
+        times = [r["wall_s"] for r, _ in done]
+        rest = [later for _, later in done if later is not None]
         rows.append({"config": config, "runs": len(runs), "finished": len(times),
                      "median_s": statistics.median(times) if times else None,
                      "min_s": min(times) if times else None,

@@ -202,14 +202,17 @@ class TableTest(unittest.TestCase):
             return {"event": "image", "config": config, "card_gib": "full",
                     "timing_round": str(rnd), "index": index, "wall_s": wall}
 
+        # As compare.sh writes them: a run's image lines, its summary, then its timing line.
+        # Later images (index > 0) of finished rounds only; the first image is left out.
         records = self.records() + [
-            timing("cudefrag", 1, 12.0), summary("cudefrag", 1, 12.0), timing("default", 1, 10.0),
-            timing("default", 2, 11.0), timing("cudefrag", 2, 11.0),
-            timing("cudefrag", 3, 99.0, finished=False), timing("default", 3, 30.0),
-            # Later images (index > 0) of finished rounds only; the first image is left out.
+            image("cudefrag", 1, 0, 9.0), image("cudefrag", 1, 1, 2.5),
+            timing("cudefrag", 1, 12.0), summary("cudefrag", 1, 12.0),
             image("default", 1, 0, 8.0), image("default", 1, 1, 1.0), image("default", 1, 2, 1.0),
-            image("default", 2, 1, 3.0), image("cudefrag", 1, 0, 9.0), image("cudefrag", 1, 1, 2.5),
-            image("cudefrag", 2, 1, 2.5), image("cudefrag", 3, 1, 50.0),
+            timing("default", 1, 10.0),
+            image("default", 2, 1, 3.0), timing("default", 2, 11.0),
+            image("cudefrag", 2, 1, 2.5), timing("cudefrag", 2, 11.0),
+            image("cudefrag", 3, 1, 50.0), timing("cudefrag", 3, 99.0, finished=False),
+            timing("default", 3, 30.0),
         ]
         rows = {r["config"]: r for r in harness.timing_rows(records)}
         self.assertEqual(rows["default"]["median_s"], 11.0)
@@ -221,6 +224,10 @@ class TableTest(unittest.TestCase):
         self.assertEqual(rows["default"]["later_s"], 2.5)  # rounds 1 (1 + 1) and 2 (3)
         self.assertEqual(rows["cudefrag"]["later_s"], 2.5)  # round 3 did not finish
         self.assertEqual(rows["cudefrag"]["later_ratio"], 1.0)
+        # Two files of the same rounds (two compare.sh runs) are kept apart, not added up.
+        twice = {r["config"]: r for r in harness.timing_rows(records + records)}
+        self.assertEqual(twice["default"]["later_s"], 2.5)
+        self.assertEqual(twice["cudefrag"]["runs"], 6)
         # A timing run's own summary does not replace the traced whole-card figure.
         full = {r["config"]: r for r in harness.comparison_rows(records)}
         self.assertIsNone(full["cudefrag"]["wall_s_full_card"])
