@@ -110,6 +110,11 @@ FreeResult Arena::free(DevicePtr p, vmm::StreamRef stream, FreeKind kind) {
   return impl_->free(p, stream, kind);
 }
 
+Bytes Arena::Impl::under_limit() const {
+  const Bytes physical{c.physical.load(std::memory_order_relaxed)};
+  return physical < limit ? limit - physical : Bytes{};
+}
+
 Bytes Arena::Impl::slack(Bytes size) const {
   const std::uint32_t shift =
       tight.load(std::memory_order_relaxed) ? options.tight_slack_shift : options.reuse_slack_shift;
@@ -272,8 +277,7 @@ ArenaStats Arena::Impl::stats() const {
     s.backend_free = Bytes{};
     s.backend_total = Bytes{};
   }
-  const Bytes headroom =
-      std::min(s.physical < limit ? limit - s.physical : Bytes{}, s.backend_free);
+  const Bytes headroom = std::min(under_limit(), s.backend_free);
   s.largest_allocatable = std::min(reclaimable_bytes() + headroom, limit);
   s.peak_live = Bytes{load(c.peak_live)};
   s.peak_mapped = Bytes{load(c.peak_mapped)};

@@ -50,7 +50,8 @@ struct ArenaOptions {
   // (rounded down to the granularity): 3 bounds that waste at 12.5%.
   std::uint32_t reuse_slack_shift = 3;
   // The same once memory is short: from the first time the arena had to reclaim cached memory
-  // or the device refused new memory, until a trim gives memory back. Every byte a reuse grants
+  // (the limit reached or the device refusing new memory) until it creates a new range with
+  // headroom of at least a quarter of what it holds. Every byte a reuse grants
   // beyond the request is then a byte the program may lack: on an H200 a transformer failed a
   // 288 MiB request 19 MiB short while its live ranges held ~60 MiB of such slack
   // (docs/arena.md). 6 bounds the waste at 1.6% (nothing below 128 MiB, where 1/64 is under

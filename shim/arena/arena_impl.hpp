@@ -39,6 +39,8 @@ struct Arena::Impl {
   // Files ranges of slabs that emptied into the large cache (caller holds no large mutex).
   void file_surplus(std::vector<Range*>& surplus);
   Bytes slack(Bytes size) const;
+  // What the limit still allows the arena to create: limit - physical, at least 0.
+  Bytes under_limit() const;
 
   // --- slow path (arena_slow.cpp); all need slow_mu held ---
   AllocResult allocate_small_slow(std::uint32_t class_index, Bytes size, StreamIndex by);
@@ -102,7 +104,7 @@ struct Arena::Impl {
   RangeMap map;
 
   // Memory is short (ArenaOptions::tight_slack_shift): set by the slow path when it has to
-  // reclaim or the device refuses memory, cleared by trim. Read without a lock by the fast path:
+  // reclaim, cleared by loosen_if_roomy(). Read without a lock by the fast path:
   // a reuse decided a moment before the flag changes wastes at most the old slack.
   std::atomic<bool> tight{false};
 

@@ -191,8 +191,7 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   // 5. Reclaim: unmap idle cached ranges and stitch their physical memory into a new range.
   //    Memory is short from here on: reuses stop granting more than they must.
   tight.store(true, std::memory_order_relaxed);
-  const Bytes physical{c.physical.load(std::memory_order_relaxed)};
-  Bytes headroom = physical < limit ? limit - physical : Bytes{};
+  Bytes headroom = under_limit();
   Bytes device_free;
   Bytes total;
   if (backend->mem_info(&device_free, &total) == vmm::Status::kOk) {
@@ -221,11 +220,12 @@ void Arena::Impl::loosen_if_roomy() {
   Bytes device_free;
   Bytes total;
   if (backend->mem_info(&device_free, &total) != vmm::Status::kOk) return;
-  const Bytes physical{c.physical.load(std::memory_order_relaxed)};
-  const Bytes headroom = std::min(physical < limit ? limit - physical : Bytes{}, device_free);
+  const Bytes headroom = std::min(under_limit(), device_free);
   // Slack wastes at most 1/8 of what is live, so at most 1/8 of physical: room for it twice
   // over means a reuse's slack can no longer be what makes a request fail.
-  if (headroom.value >= physical.value / 4) tight.store(false, std::memory_order_relaxed);
+  if (headroom.value >= c.physical.load(std::memory_order_relaxed) / 4) {
+    tight.store(false, std::memory_order_relaxed);
+  }
 }
 
 Range* Arena::Impl::reclaim_and_build(Bytes min, Bytes max, Bytes headroom, RangeState state,

@@ -39,9 +39,10 @@ struct EntryCounters {
 struct DeviceCounters {
   std::uint64_t live_bytes;  // allocations seen to succeed and not yet freed
   std::uint64_t peak_bytes;
-  // Arena mode: what the device's arena holds. Physical memory and stitches are updated after
-  // the arena's slow path changed them; live bytes (granted) with every allocation and free it
-  // serves, so that physical - live is what it keeps cached.
+  // Arena mode: what the device's arena holds. Physical memory, stitches and the slow-path
+  // count and time are updated after a slow path changed what the arena maps (one that changed
+  // nothing is counted with the next that does); live bytes (granted) with every allocation and
+  // free it serves, so that physical - live is what it keeps cached.
   std::uint64_t arena_physical_bytes;
   std::uint64_t arena_peak_physical_bytes;
   std::uint64_t arena_live_bytes;
