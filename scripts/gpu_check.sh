@@ -18,8 +18,8 @@
 # arena with a 2 GiB limit; train_step.py in each PyTorch allocator configuration alone and under
 # the shim in both modes (checksums compared, the entry points each backend calls captured);
 # memory_check.py under the arena with backend:cudaMallocAsync; two_functions.py under the shim with a trace; passthrough_bench with
-# and without the shim (time the hooks add per pair); compute-sanitizer memcheck on one example
-# under the shim; the Google Benchmark programs of bench/vmm, bench/arena (CUDA backend) and
+# and without the shim (time the hooks add per pair); compute-sanitizer memcheck on the GPU test
+# and the CUDA examples under the shim; the Google Benchmark programs of bench/vmm, bench/arena (CUDA backend) and
 # bench/trace. Exit status 0 when no step failed.
 #
 # Environment: PYTHON (default python3), GPU_CHECK_STEPS (step groups, below), GPU_CHECK_BENCH (0: skip the benchmark programs), GPU_CHECK_BUDGET_S (seconds for all steps after the
@@ -619,28 +619,40 @@ fi
 fi  # want
 if want memcheck; then
 # ---------------------------------------------------------------------------------------------
-# compute-sanitizer memcheck on runtime_alloc under the shim (the arena's mappings included).
-log="$logs/memcheck.log"
-if ! command -v compute-sanitizer >/dev/null; then
-  record "memcheck runtime_alloc (arena)" SKIP "compute-sanitizer not found"
-elif ! is_elf "$examples/runtime_alloc"; then
-  record "memcheck runtime_alloc (arena)" SKIP "runtime_alloc not built"
-elif ! have_shim; then
-  record "memcheck runtime_alloc (arena)" SKIP "neither launcher nor libcudefrag.so built"
-elif ! limit=$(limit_for 240); then
-  record "memcheck runtime_alloc (arena)" SKIP "out of time"
-else
-  shim_prefix arena
-  run_logged "$log" "$limit" compute-sanitizer --tool memcheck --target-processes all \
-    --error-exitcode 99 "${shim[@]}" "$examples/runtime_alloc"
-  rc=$?
-  errors=$(grep -o 'ERROR SUMMARY: [0-9]* error' "$log" | tail -1)
-  if [[ $rc -eq 0 ]] && passed "$log" && [[ $errors == "ERROR SUMMARY: 0 error" ]]; then
-    record "memcheck runtime_alloc (arena)" PASS "${errors}s"
+# compute-sanitizer memcheck under the shim in arena mode, on the GPU tests and examples: every
+# kernel's access to arena memory (remapped, stitched, slab pages) checked. Each program a row.
+memcheck_items=(
+  "runtime_alloc|$examples/runtime_alloc"
+  "driver_alloc|$examples/driver_alloc --mode all"
+  "stress_streams|$examples/stress_streams --iterations 200"
+  "test_cuda_semantics|$semantics"
+)
+for item in "${memcheck_items[@]}"; do
+  what=${item%%|*}
+  read -ra prog <<<"${item#*|}"
+  name="memcheck $what (arena)"
+  log="$logs/memcheck_$what.log"
+  if ! command -v compute-sanitizer >/dev/null; then
+    record "$name" SKIP "compute-sanitizer not found"
+  elif ! is_elf "${prog[0]}"; then
+    record "$name" SKIP "$what not built"
+  elif ! have_shim; then
+    record "$name" SKIP "neither launcher nor libcudefrag.so built"
+  elif ! limit=$(limit_for 240); then
+    record "$name" SKIP "out of time"
   else
-    record "memcheck runtime_alloc (arena)" FAIL "exit $rc, ${errors:-no error summary}: see logs/memcheck.log"
+    shim_prefix arena
+    run_logged "$log" "$limit" compute-sanitizer --tool memcheck --target-processes all \
+      --error-exitcode 99 "${shim[@]}" "${prog[@]}"
+    rc=$?
+    errors=$(grep -o 'ERROR SUMMARY: [0-9]* error' "$log" | tail -1)
+    if [[ $rc -eq 0 ]] && [[ $errors == "ERROR SUMMARY: 0 error" ]]; then
+      record "$name" PASS "${errors}s"
+    else
+      record "$name" FAIL "exit $rc, ${errors:-no error summary}: see ${log#"$out"/}"
+    fi
   fi
-fi
+done
 
 fi  # want
 if want bench; then
@@ -905,7 +917,7 @@ if asked outside_memory; then
       expandable) conf=(PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True) ;;
       async | cudefrag+async) conf=(PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync) ;;
     esac
-    [[ $setup == cudefrag* ]] && shim=("$launcher" run --quiet --keep-torch-alloc-conf --)
+    [[ $setup == cudefrag* ]] && shim=("$launcher" run --keep-torch-alloc-conf --)
     if [[ $setup == cudefrag* && -z $launcher ]]; then
       record "outside memory ($setup)" SKIP "launcher not built"
     elif ! limit=$(limit_for 90); then

@@ -13,7 +13,9 @@
 #   --series S         WxH[xB],... (default: harness.py's 12 images); --steps N (default 4)
 #   --lo GIB --hi GIB  the bracket to bisect in (default 1 and 6); cards are multiples of 0.25
 #   --configs LIST     comma-separated, from: default, no-cuda-malloc, cudefrag,
-#                      cudefrag-no-cuda-malloc, expandable, cudefrag-limit
+#                      cudefrag-no-cuda-malloc, expandable, cudefrag-limit,
+#                      cudefrag-passthrough (the hooks without the arena: what the hooks
+#                      alone cost, against cudefrag's arena)
 #                      (default: default,no-cuda-malloc,cudefrag)
 #   --budget S         start no trial after S seconds (default 1500); --trial-timeout S (300)
 #   --timing N         after the bisections, N more whole-card runs of every config, untraced,
@@ -21,6 +23,8 @@
 #                      per round, so drift of the machine falls on all alike): the wall-time
 #                      comparison (median per config, ratio to the first config of --configs)
 #   --no-bisect        no smaller cards: the whole-card runs only (with --timing)
+#   --profile-images I,J  the --timing runs profile these images (harness.py --profile-images:
+#                      a "profile" line each in results.jsonl); profiling slows every config
 #   --trace-stacks V   cudefrag's --stacks for the traced runs (default python; none, native,
 #                      both); --no-trace: no traces
 #   --quick            series 512x512x1,1024x1024x2,768x768x1,1536x1536x1, 2 steps, 1..4 GiB
@@ -43,6 +47,7 @@ repo=$(cd "$here/../.." && pwd)
 py=${PYTHON:-python3}
 comfy="" out="" launcher="" series="" steps=4 lo=1 hi=6 budget=1500 trial_timeout=300
 configs="default,no-cuda-malloc,cudefrag" stacks=python trace=1 extra=() timing=0 bisect=1
+profile_images=""
 
 usage() {
   sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -64,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --no-trace) trace=0; shift ;;
     --timing) timing=$2; shift 2 ;;
     --no-bisect) bisect=0; shift ;;
+    --profile-images) profile_images=$2; shift 2 ;;
     --quick) series=512x512x1,1024x1024x2,768x768x1,1536x1536x1 steps=2 lo=1 hi=4; shift ;;
     --) shift; extra=("$@"); break ;;
     -h | --help) usage 0 ;;
@@ -72,6 +78,8 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n $comfy && -n $out ]] || usage
 [[ $timing =~ ^[0-9]+$ ]] || { echo "compare.sh: --timing takes a count, not $timing" >&2; exit 64; }
+[[ -z $profile_images || $profile_images =~ ^[0-9]+(,[0-9]+)*$ ]] ||
+  { echo "compare.sh: --profile-images takes indexes like 1,3, not $profile_images" >&2; exit 64; }
 [[ -f $comfy/nodes.py ]] || { echo "compare.sh: $comfy is not a ComfyUI checkout" >&2; exit 64; }
 
 # Sizes are handled in quarters of a GiB (integers), printed back in GiB.
@@ -119,17 +127,19 @@ command_for() {
   local config=$1 card=$2 tracefile=$3
   local tags=(--tag "config=$config" --tag "card_gib=$card")
   [[ -n ${timing_round:-} ]] && tags+=(--tag "timing_round=$timing_round")
+  [[ -n ${timing_round:-} && -n $profile_images ]] && tags+=(--profile-images "$profile_images")
   local shim=()
   if [[ $config == cudefrag* ]]; then
     shim=("$launcher" run)
     [[ $config == cudefrag-limit && $card != full ]] && shim+=(--limit "${card}GiB")
+    [[ $config == cudefrag-passthrough ]] && shim+=(--mode passthrough)
     # --disable-cuda-malloc means PyTorch's native allocator, also under the launcher.
     [[ $config == cudefrag-no-cuda-malloc ]] && shim+=(--keep-torch-alloc-conf)
     [[ $trace == 1 ]] && shim+=(--trace "$tracefile" --stacks "$stacks")
     shim+=(--)
   fi
   case $config in
-    default | cudefrag | cudefrag-limit)
+    default | cudefrag | cudefrag-limit | cudefrag-passthrough)
       cmd=("${shim[@]}" "${harness[@]}" "${tags[@]}" -- "${comfy_flags[@]}") ;;
     no-cuda-malloc | cudefrag-no-cuda-malloc)
       cmd=("${shim[@]}" "${harness[@]}" "${tags[@]}" -- --disable-cuda-malloc "${comfy_flags[@]}") ;;

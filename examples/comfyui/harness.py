@@ -163,6 +163,16 @@ def parse_series(text: str) -> list[Shape]:
     return shapes
 
 
+def parse_indexes(text: str) -> set[int]:
+    """'1,3' -> {1, 3}; '' -> set(). Raises ValueError naming the bad item."""
+    out = set()
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if not item.isdigit():
+            raise ValueError(f"--profile-images takes image indexes like 1,3, not {item!r}")
+        out.add(int(item))
+    return out
+
+
 def parse_tags(items: list[str]) -> dict[str, str]:
     tags: dict[str, str] = {}
     for item in items:
@@ -200,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gc + soft_empty_cache after an image when S seconds have passed since the "
                    "last one, as the server's prompt worker does (default 10)")
     p.add_argument("--stop-on-failure", action="store_true", help="stop at the first failed image")
+    p.add_argument("--profile-images", metavar="I,J", default="",
+                   help="run these images (0-based indexes) under torch.profiler and add a "
+                   "\"profile\" line for each: device time, CPU time, the busiest operations")
     p.add_argument("--verbose", action="store_true", help="show ComfyUI's INFO log on stderr")
     p.add_argument("--table", nargs="+", metavar="FILE",
                    help="print the comparison table of these JSON-line files and exit")
@@ -236,6 +249,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         fail(str(e))
     if args.steps < 1:
         fail("--steps must be at least 1")
+    try:
+        args.profile_images = parse_indexes(args.profile_images)
+    except ValueError as e:
+        fail(str(e))
     if args.prepare_only and not args.models_dir:
         fail("--prepare-only needs --models-dir (a temporary checkpoint would be deleted)")
     return args
@@ -313,6 +330,41 @@ def classify(success: bool, status_messages: list, counts: dict) -> tuple[str, s
     if is_oom_text(error_type) or is_oom_text(error) or counts.get("oom_logged"):
         return "oom", error_type, error
     return "error", error_type or "unknown", error or "the prompt did not finish"
+
+
+def _us(event, *names) -> float:
+    """The first of these attributes the profiler's event has (names changed across torch
+    versions: self_cuda_time_total became self_device_time_total), in microseconds."""
+    for name in names:
+        value = getattr(event, name, None)
+        if value is not None:
+            return float(value)
+    return 0.0
+
+
+def profile_summary(averages, top: int = 8) -> dict:
+    """What one image spent, from torch.profiler's key_averages(): the device's busy time (the
+    self time of the entries that ran on the device, kernels and copies, added up as torch's own
+    table totals them), the host's self time of the operations, and the busiest entries of each.
+    Comparing two allocators on the same image tells whether a difference in wall time is on
+    the GPU (kernels on other memory) or on the host (the allocator's calls under aten::empty and
+    its kin)."""
+    device, host = [], []
+    for e in averages:
+        on_device = "CPU" not in str(getattr(e, "device_type", "CPU"))
+        row = (str(e.key), int(getattr(e, "count", 0) or 0),
+               _us(e, "self_device_time_total", "self_cuda_time_total") if on_device
+               else _us(e, "self_cpu_time_total"))
+        (device if on_device else host).append(row)
+
+    def busiest(rows):
+        ranked = sorted((r for r in rows if r[2] > 0), key=lambda r: -r[2])[:top]
+        return [{"name": r[0][:80], "count": r[1], "self_ms": round(r[2] / 1000, 3)}
+                for r in ranked]
+
+    return {"device_ms": round(sum(r[2] for r in device) / 1000, 3),
+            "host_self_ms": round(sum(r[2] for r in host) / 1000, 3),
+            "top_device": busiest(device), "top_host": busiest(host)}
 
 
 def summarize(images: list[dict]) -> dict:
@@ -433,6 +485,34 @@ def timing_rows(records: list[dict]) -> list[dict]:
             base = reference[base_key] if reference else None
             row[out] = (round(row[value] / base, 3) if row[value] is not None and base else None)
     return rows
+
+
+def profile_rows(records: list[dict]) -> list[dict]:
+    """Per config, the profiled images (harness.py --profile-images; 'profile' lines): how
+    many, and the medians of their wall, device and host self time. Where the wall time differs
+    between two configs but the device time does not, the difference is on the host."""
+    per_config: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("event") == "profile" and "config" in r and "device_ms" in r:
+            per_config.setdefault(r["config"], []).append(r)
+    rows = []
+    for config, found in per_config.items():
+        rows.append({"config": config, "images": len(found),
+                     **{key: round(statistics.median(p[key] for p in found), 3)
+                        for key in ("wall_s", "device_ms", "host_self_ms")}})
+    return rows
+
+
+def format_profiles(rows: list[dict]) -> str:
+    """The table of profile_rows, or '' when no image was profiled."""
+    if not rows:
+        return ""
+    lines = [("config", "images", "wall s", "device ms", "host self ms")]
+    lines += [(r["config"], str(r["images"]), f"{r['wall_s']:g}", f"{r['device_ms']:g}",
+               f"{r['host_self_ms']:g}") for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+                     for line in lines)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -821,6 +901,11 @@ def run_series(options, watch: LogWatch, out_file) -> int:
             mark(f"image {index} {shape.label()} start")
         watch.reset()
         memory.reset()
+        profiler = None
+        if index in options.profile_images and memory.cuda:
+            acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+            profiler = torch.profiler.profile(activities=acts)
+            profiler.__enter__()
         started = time.perf_counter()
         try:
             executor.execute(prompt, f"image-{index}", {}, outputs)
@@ -831,6 +916,14 @@ def run_series(options, watch: LogWatch, out_file) -> int:
             messages = [("execution_error", {"exception_type": type(e).__name__,
                                              "exception_message": str(e)})]
         wall = time.perf_counter() - started
+        if profiler is not None:
+            profiler.__exit__(None, None, None)
+            try:
+                emit({"event": "profile", "index": index, "wall_s": round(wall, 3),
+                      **profile_summary(profiler.key_averages()), **options.tags}, out_file)
+            except Exception as e:  # a profiler that failed must not cost the run
+                emit({"event": "profile", "index": index, "error": f"{type(e).__name__}: {e}",
+                      **options.tags}, out_file)
         status, error_type, error = classify(success, messages, watch.counts)
         if mark is not None:
             mark(f"image {index} {shape.label()} {status}")
@@ -952,6 +1045,10 @@ def main(argv: list[str]) -> int:
         if timing:
             print("\nwhole card, untraced, in rounds (compare.sh --timing):")
             print(timing)
+        profiles = format_profiles(profile_rows(records))
+        if profiles:
+            print("\nprofiled images (medians; harness.py --profile-images):")
+            print(profiles)
         return EXIT_OK
     return run(options)
 

@@ -76,10 +76,57 @@ class ArgumentsTest(unittest.TestCase):
     def test_bad_values_exit_64(self):
         for argv in (["--comfyui", "/c", "--series", "nope"], ["--comfyui", "/c", "--tag", "x"],
                      ["--comfyui", "/c", "--steps", "0"], ["--comfyui", "/c", "--bogus"],
-                     ["--comfyui", "/c", "--prepare-only"]):
+                     ["--comfyui", "/c", "--prepare-only"],
+                     ["--comfyui", "/c", "--profile-images", "1,x"]):
             with self.subTest(argv=argv):
                 code, _ = self.parse(argv)
                 self.assertEqual(code, harness.EXIT_USAGE)
+
+
+class ProfileTest(unittest.TestCase):
+    def test_indexes(self):
+        self.assertEqual(harness.parse_indexes(""), set())
+        self.assertEqual(harness.parse_indexes("3, 1,3,"), {1, 3})
+        with self.assertRaisesRegex(ValueError, "'-1'"):
+            harness.parse_indexes("-1")
+
+    def test_summary_adds_device_and_host_time_apart(self):
+        class Event:
+            def __init__(self, key, device_type, count, **times):
+                self.key, self.device_type, self.count = key, device_type, count
+                self.__dict__.update(times)
+
+        averages = [
+            # A CPU operation with the device time of its kernels: not counted again.
+            Event("aten::conv2d", "DeviceType.CPU", 4, self_cpu_time_total=300.0,
+                  self_device_time_total=9000.0),
+            Event("aten::empty", "DeviceType.CPU", 100, self_cpu_time_total=1500.0,
+                  self_device_time_total=0.0),
+            Event("conv_kernel", "DeviceType.CUDA", 4, self_cpu_time_total=0.0,
+                  self_device_time_total=9000.0),
+            # An older torch names it self_cuda_time_total.
+            Event("gemm_kernel", "DeviceType.CUDA", 2, self_cuda_time_total=2500.0),
+        ]
+        summary = harness.profile_summary(averages, top=1)
+        self.assertEqual(summary["device_ms"], 11.5)
+        self.assertEqual(summary["host_self_ms"], 1.8)
+        self.assertEqual(summary["top_device"], [{"name": "conv_kernel", "count": 4,
+                                                  "self_ms": 9.0}])
+        self.assertEqual(summary["top_host"], [{"name": "aten::empty", "count": 100,
+                                                "self_ms": 1.5}])
+
+    def test_profile_table(self):
+        records = [{"event": "profile", "config": "default", "wall_s": 3.0, "device_ms": 2000.0,
+                    "host_self_ms": 900.0},
+                   {"event": "profile", "config": "default", "wall_s": 5.0, "device_ms": 2200.0,
+                    "host_self_ms": 1100.0},
+                   {"event": "profile", "config": "cudefrag", "error": "RuntimeError: x"},
+                   {"event": "image", "config": "cudefrag", "wall_s": 1.0}]
+        rows = harness.profile_rows(records)
+        self.assertEqual(rows, [{"config": "default", "images": 2, "wall_s": 4.0,
+                                 "device_ms": 2100.0, "host_self_ms": 1000.0}])
+        self.assertRegex(harness.format_profiles(rows), r"\ndefault\s+2\s+4\s+2100\s+1000$")
+        self.assertEqual(harness.format_profiles([]), "")
 
 
 class PromptTest(unittest.TestCase):
@@ -322,7 +369,7 @@ FAKE_PYTHON = textwrap.dedent("""\
         tags = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--tag")
         out = argv[argv.index("--out") + 1]
         needs = {{"default": 2.5, "no-cuda-malloc": 2.0, "cudefrag": 1.25,
-             "cudefrag-limit": 1.25}}[tags["config"]]
+             "cudefrag-limit": 1.25, "cudefrag-passthrough": 2.5}}[tags["config"]]
         card = float("inf") if tags["card_gib"] == "full" else float(tags["card_gib"])
         ok = card >= needs
         line = json.dumps({{"event": "summary", "images": 3, "finished": 3 if ok else 1,
@@ -440,6 +487,21 @@ class CompareScriptTest(unittest.TestCase):
                           ("default", 2, 10.0)])
         self.assertRegex(result.stdout, r"\ncudefrag\s+2\s+2\s+10\s+10\s+10\s+1\s+-\s+-\n")
         result, _ = self.run_compare("--timing", "many")
+        self.assertEqual(result.returncode, 64)
+
+    def test_passthrough_config_and_profiled_timing_runs(self):
+        result, _ = self.run_compare("--no-bisect", "--timing", "1", "--profile-images", "1,2",
+                                     "--configs", "default,cudefrag-passthrough")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(self.log) as f:
+            calls = [c for c in f.read().splitlines() if "--prepare-only" not in c]
+        self.assertEqual([c for c in calls if c.startswith("cudefrag")],
+                         [c for c in calls if c.startswith("cudefrag run --mode passthrough --")])
+        self.assertEqual(sum(c.startswith("cudefrag") for c in calls), 1)
+        runs = [c for c in calls if c.startswith("harness")]
+        self.assertEqual(len(runs), 2)
+        self.assertTrue(all("--profile-images 1,2" in c for c in runs))
+        result, _ = self.run_compare("--timing", "1", "--profile-images", "1;2")
         self.assertEqual(result.returncode, 64)
 
     def test_bad_command_lines(self):
