@@ -984,15 +984,21 @@ fi
 # .tar.gz that export_comfyui.sh made. Step group comfyui runs the configs of
 # GPU_CHECK_COMFYUI_CONFIGS (default "default,cudefrag") in one call; comfyui_<config> runs one
 # config (one lane each). GPU_CHECK_COMFYUI_ARGS: compare.sh's other options (default --quick).
+# Step group comfyui_profile: whole-card rounds of GPU_CHECK_COMFYUI_PROFILE_CONFIGS (default
+# "default,cudefrag") with the later images under torch.profiler (GPU_CHECK_COMFYUI_PROFILE_ARGS,
+# default "--quick --no-bisect --timing 2 --profile-images 1,2,3"): device against host time.
 # For cudefrag configs, the report of the newest trace that holds an out-of-memory error (a
 # trial on a card too small): does it name ComfyUI's source lines.
 comfy_jobs=()
-asked comfyui && comfy_jobs+=("comfyui|${GPU_CHECK_COMFYUI_CONFIGS:-default,cudefrag}")
-for c in default no-cuda-malloc cudefrag cudefrag-no-cuda-malloc expandable cudefrag-limit; do
-  asked "comfyui_$c" && comfy_jobs+=("comfyui_$c|$c")
+comfy_args=${GPU_CHECK_COMFYUI_ARGS:---quick}
+asked comfyui && comfy_jobs+=("comfyui|${GPU_CHECK_COMFYUI_CONFIGS:-default,cudefrag}|$comfy_args")
+for c in default no-cuda-malloc cudefrag cudefrag-no-cuda-malloc expandable cudefrag-limit \
+  cudefrag-passthrough; do
+  asked "comfyui_$c" && comfy_jobs+=("comfyui_$c|$c|$comfy_args")
 done
+asked comfyui_profile && comfy_jobs+=("comfyui_profile|${GPU_CHECK_COMFYUI_PROFILE_CONFIGS:-default,cudefrag}|${GPU_CHECK_COMFYUI_PROFILE_ARGS:---quick --no-bisect --timing 2 --profile-images 1,2,3}")
 for job in "${comfy_jobs[@]}"; do
-  name=${job%%|*} configs=${job#*|}
+  IFS='|' read -r name configs job_args <<<"$job"
   log="$logs/$name.log"
   comfy=${GPU_CHECK_COMFYUI:-}
   if [[ -n $comfy && $comfy == *.tar.gz && -f $comfy ]]; then
@@ -1009,11 +1015,11 @@ for job in "${comfy_jobs[@]}"; do
   # shellcheck disable=SC2086
   run_logged "$log" "$limit" bash "$repo/examples/comfyui/compare.sh" --comfyui "$comfy" \
     --out "$out/$name" --cudefrag "$launcher" --budget "$((limit > 90 ? limit - 60 : 30))" \
-    --configs "$configs" ${GPU_CHECK_COMFYUI_ARGS:---quick}
+    --configs "$configs" $job_args
   rc=$?
   # The harness's tables (smaller cards, then the --timing rounds), their rows only.
   table=$(sed -n '/^config /,$p' "$out/$name/table.txt" 2>/dev/null | tr -s ' ' |
-    grep -vE '^\s*$|^config |^whole card' | tr '\n' ';')
+    grep -vE '^\s*$|^config |^whole card|^profiled images' | tr '\n' ';')
   if [[ $rc -eq 0 && -n $table ]]; then
     record "$name smaller cards" PASS "$table"
   else
