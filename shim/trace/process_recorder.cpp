@@ -29,8 +29,11 @@ Options& stored_options() {
 }
 
 // What the recorder may still write when the process exits normally; longer and we give up,
-// rather than hang the exit behind a stuck disk.
-constexpr std::chrono::milliseconds kExitPatience{500};
+// rather than hang the exit behind a stuck disk. Half a second is short on a loaded machine (a
+// writer thread not scheduled in time, a slow disk) and would cost the trace its end; a normal
+// exit returns as soon as the last block is written, so the patience only matters when
+// something is stuck.
+constexpr std::chrono::milliseconds kExitPatience{5000};
 
 void on_sigusr2(int) {
   if (Recorder* r = g_recorder.load(std::memory_order_acquire)) r->request_signal_mark();

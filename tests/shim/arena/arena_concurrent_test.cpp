@@ -109,6 +109,9 @@ struct Config {
   Bytes small_threshold = MiB(1);
   // Share of requests (percent) of 1-3 MiB, above the slabs: these press on the limit.
   int large_percent = 10;
+  // Most allocations (percent of all operations) that may fail for want of memory: how many do
+  // depends on how many blocks the threads hold at once, so the bound leaves room.
+  int max_failure_percent = 10;
   std::uint64_t seed = 1;
   // Whether the run must have reclaimed: with every request in slabs, pages dissolve into the
   // large cache only when all their slots are free, which depends on the threads' timing.
@@ -241,7 +244,8 @@ void run_random(const Config& cfg) {
   }
   EXPECT_GT(s.events_recorded, 0u);
   EXPECT_GT(s.device_syncs, 0u);
-  EXPECT_LT(failures.load(), static_cast<std::uint64_t>(cfg.threads * cfg.ops_per_thread / 10))
+  EXPECT_LT(failures.load(), static_cast<std::uint64_t>(cfg.threads * cfg.ops_per_thread *
+                                                        cfg.max_failure_percent / 100))
       << "allocations failed (out of memory)";
 
   for (const Block& b : left) {
@@ -275,6 +279,8 @@ TEST(ArenaConcurrent, RandomOperationsOnTwoMegabytePages) {
   // threads (with one request in ten this large, some runs under ThreadSanitizer reclaimed
   // once or never).
   cfg.large_percent = 30;
+  // Which fails more often: 21-55 of 1064 operations failed under ThreadSanitizer in 10 runs.
+  cfg.max_failure_percent = 25;
   cfg.seed = 2;
   cfg.ops_per_thread = 800 / kOpsScale;
   run_random(cfg);

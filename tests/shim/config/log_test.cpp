@@ -21,10 +21,13 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
+// A fresh path: a file that an earlier run of the same pid left behind is removed first.
 std::string temp_path(const char* name) {
   const char* dir = std::getenv("TMPDIR");
-  return std::string(dir != nullptr ? dir : "/tmp") + "/cudefrag-log-test-" +
-         std::to_string(getpid()) + "-" + name;
+  const std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/cudefrag-log-test-" +
+                           std::to_string(getpid()) + "-" + name;
+  std::remove(path.c_str());
+  return path;
 }
 
 // Runs `body` with stderr redirected to a file; returns what it wrote.

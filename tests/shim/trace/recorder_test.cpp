@@ -175,7 +175,9 @@ TEST(Recorder, PollsCountersPeriodicallyOnTheWriterThread) {
   auto recorder = Recorder::open(o);
   ASSERT_NE(recorder, nullptr);
   self = recorder.get();
-  for (int i = 0; i < 5000 && polls.load() < 3; ++i) usleep(1000);  // bounded wait, not timing
+  // The fourth poll starts after the third record was appended: waiting for it (bounded, not
+  // timed) makes sure close() cannot drop the third one, which its poll counted first.
+  for (int i = 0; i < 5000 && polls.load() < 4; ++i) usleep(1000);
   recorder->close();
   const auto counters = read_trace(recorder->path()).all<format::CountersRecord>();
   ASSERT_GE(counters.size(), 3u);
