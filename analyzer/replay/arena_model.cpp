@@ -46,6 +46,10 @@ Bytes ArenaModel::peak_reserved() const {
   return arena_ == nullptr ? Bytes{} : arena_->figures().peak_physical;
 }
 
+std::uint64_t ArenaModel::driver_allocations() const {
+  return arena_ == nullptr ? 0 : arena_->stats().handles_created;
+}
+
 arena::ArenaStats ArenaModel::stats() const {
   return arena_ == nullptr ? arena::ArenaStats{} : arena_->stats();
 }

@@ -21,6 +21,7 @@ class ArenaModel final : public Model {
   void free(std::uint64_t key, std::uint64_t stream, bool legacy) override;
   Bytes reserved() const override;
   Bytes peak_reserved() const override;
+  std::uint64_t driver_allocations() const override;  // physical handles created
 
   // For the tests: the arena's own counters.
   arena::ArenaStats stats() const;

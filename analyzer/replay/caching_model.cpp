@@ -53,6 +53,7 @@ bool CachingModel::new_segment(bool small, std::uint64_t stream, Bytes size,
   reserved_ += size;
   if (reserved_ > peak_) peak_ = reserved_;
   ++segments_;
+  ++segments_created_;
   return true;
 }
 

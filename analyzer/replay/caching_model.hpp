@@ -25,6 +25,7 @@ class CachingModel final : public Model {
   void free(std::uint64_t key, std::uint64_t stream, bool legacy) override;
   Bytes reserved() const override { return reserved_; }
   Bytes peak_reserved() const override { return peak_; }
+  std::uint64_t driver_allocations() const override { return segments_created_; }
 
   // For the tests: segments held, and free blocks cached in them.
   std::size_t segments() const { return segments_; }
@@ -62,6 +63,7 @@ class CachingModel final : public Model {
   Bytes reserved_;
   Bytes peak_;
   std::size_t segments_ = 0;
+  std::uint64_t segments_created_ = 0;
   std::uint64_t next_address_ = std::uint64_t{1} << 40;  // model addresses, never reused
   std::unordered_map<std::uint64_t, Block> blocks_;      // by address
   std::set<FreeKey> free_;

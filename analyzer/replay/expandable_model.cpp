@@ -113,6 +113,7 @@ std::uint64_t ExpandableModel::map_block(std::uint64_t address, Bytes size) {
   unmapped_[PoolKey{b.small, b.stream}].erase(address);
   if (mapped < b.size) add_unmapped(split(address, mapped));
   blocks_.at(address).mapped = true;
+  ++maps_;
   reserved_ += Bytes{mapped};
   peak_ = std::max(peak_, reserved_);
   std::uint64_t result = merge(address, blocks_.at(address).prev);

@@ -29,6 +29,8 @@ class ExpandableModel final : public Model {
   void free(std::uint64_t key, std::uint64_t stream, bool legacy) override;
   Bytes reserved() const override { return reserved_; }
   Bytes peak_reserved() const override { return peak_; }
+  // One per run of pages mapped (PyTorch maps a block's missing pages in one call).
+  std::uint64_t driver_allocations() const override { return maps_; }
 
   static Bytes page_size(bool small) { return small ? MiB(2) : MiB(20); }
 
@@ -71,6 +73,7 @@ class ExpandableModel final : public Model {
   Bytes segment_va_;
   Bytes reserved_;
   Bytes peak_;
+  std::uint64_t maps_ = 0;
   // Segments start on a multiple of both page sizes, so that pages are aligned addresses.
   std::uint64_t next_address_ = MiB(20).value << 20;
   std::unordered_map<std::uint64_t, Block> blocks_;

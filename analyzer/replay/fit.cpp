@@ -35,6 +35,7 @@ bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out) {
     return true;
   });
   out.peak_reserved = model->peak_reserved();
+  out.driver_allocations = model->driver_allocations();
   return ok;
 }
 

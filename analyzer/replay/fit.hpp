@@ -30,7 +30,8 @@ struct Failure {
 
 struct RunResult {
   Bytes peak_reserved;
-  std::optional<Failure> failure;  // the first request that failed; the run stops there
+  std::uint64_t driver_allocations = 0;  // Model::driver_allocations() at the end of the run
+  std::optional<Failure> failure;        // the first request that failed; the run stops there
 };
 
 // Runs `kind` over the trace with `cap` bytes available. False when the trace cannot be read.

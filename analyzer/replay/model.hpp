@@ -12,6 +12,9 @@
 //   segments, unmap free pages, reclaim...), and only then fails; a failed allocate() leaves
 //   every live allocation as it was.
 // - reserved() is what the model holds from the driver now; peak_reserved() its high-water mark.
+// - driver_allocations() counts the times the model took new physical memory from the driver
+//   (a segment, a mapped run of pages, a physical handle): each is a slow path in the real
+//   allocator, and with virtual memory a mapping change the GPU sees.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +34,7 @@ class Model {
   virtual void free(std::uint64_t key, std::uint64_t stream, bool legacy) = 0;
   virtual Bytes reserved() const = 0;
   virtual Bytes peak_reserved() const = 0;
+  virtual std::uint64_t driver_allocations() const = 0;
 };
 
 enum class ModelKind : std::uint8_t {

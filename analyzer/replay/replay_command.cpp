@@ -19,9 +19,10 @@ using replay::ModelKind;
 
 struct ModelResult {
   ModelKind kind = ModelKind::kNative;
-  Bytes peak;                     // with no cap
-  std::optional<Bytes> smallest;  // smallest card
-  replay::RunResult on_card;      // on the card checked
+  Bytes peak;                            // with no cap
+  std::uint64_t driver_allocations = 0;  // with no cap
+  std::optional<Bytes> smallest;         // smallest card
+  replay::RunResult on_card;             // on the card checked
   std::string failure_site;
 };
 
@@ -89,15 +90,16 @@ std::string text_output(const replay::ReplayOptions& o, const replay::TraceSumma
   const std::string card_column =
       card ? "on the " + card_text(*card) + " card" : "on the recorded card";
   char line[200];
-  std::snprintf(line, sizeof line, "%-11s %12s %10s %14s  %s\n", "model", "peak held", "held/live",
-                "smallest card", card_column.c_str());
+  std::snprintf(line, sizeof line, "%-11s %12s %10s %14s %14s  %s\n", "model", "peak held",
+                "held/live", "driver allocs", "smallest card", card_column.c_str());
   t += line;
   for (const ModelResult& r : results) {
     const std::string smallest = r.smallest ? card_text(*r.smallest) : "-";
     const std::string verdict = !card ? "unknown card" : (r.on_card.failure ? "fails" : "fits");
-    std::snprintf(line, sizeof line, "%-11s %12s %10s %14s  %s\n",
+    std::snprintf(line, sizeof line, "%-11s %12s %10s %14" PRIu64 " %14s  %s\n",
                   std::string(replay::model_name(r.kind)).c_str(), bytes_text(r.peak.value).c_str(),
-                  ratio_text(r.peak, s.peak_live).c_str(), smallest.c_str(), verdict.c_str());
+                  ratio_text(r.peak, s.peak_live).c_str(), r.driver_allocations, smallest.c_str(),
+                  verdict.c_str());
     t += line;
   }
   for (const ModelResult& r : results) {
@@ -149,6 +151,7 @@ std::string json_output(const replay::ReplayOptions& o, const replay::TraceSumma
     j.begin_object();
     j.field("name", replay::model_name(r.kind));
     j.field("peak_reserved", r.peak.value);
+    j.field("driver_allocations", r.driver_allocations);
     if (r.smallest) {
       j.field("smallest_card", r.smallest->value);
     } else {
@@ -215,6 +218,7 @@ int replay_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
       replay::RunResult unlimited;
       bool ok = replay::run_model(trace, kind, replay::kNoCap, unlimited);
       r.peak = unlimited.peak_reserved;
+      r.driver_allocations = unlimited.driver_allocations;
       if (ok) r.smallest = replay::smallest_card(trace, kind, r.peak, fit);
       if (ok && card) {
         const Bytes cap = *card > o.context ? *card - o.context : Bytes{};

@@ -25,6 +25,10 @@ TEST(ArenaModel, LargeRequestsGetTheirOwnTwoMiBGranularHandles) {
   ASSERT_TRUE(m.allocate(1, MiB(17), kStream, true));
   ASSERT_TRUE(m.allocate(2, MiB(24), kStream, true));
   EXPECT_EQ(m.reserved(), MiB(42));  // 18 + 24
+  EXPECT_EQ(m.driver_allocations(), 2u);
+  m.free(1, kStream, true);
+  ASSERT_TRUE(m.allocate(3, MiB(17), kStream, true));  // the cached 18 MiB range, no new handle
+  EXPECT_EQ(m.driver_allocations(), 2u);
 }
 
 // Ten 20 MiB ranges on a 220 MiB cap, every other one freed: 100 MiB in holes that are not

@@ -28,6 +28,7 @@ TEST(NativeModel, SmallRequestsShareOneTwoMiBSegment) {
   for (std::uint64_t k = 1; k <= 100; ++k) ASSERT_TRUE(m.allocate(k, Bytes{1000}, kStream, false));
   EXPECT_EQ(m.reserved(), MiB(2));  // 100 x 1024 B fit in one small segment
   EXPECT_EQ(m.segments(), 1u);
+  EXPECT_EQ(m.driver_allocations(), 1u);
 }
 
 TEST(NativeModel, ARestOfOneMiBIsNotSplitOff) {
@@ -73,6 +74,7 @@ TEST(NativeModel, FreesCachedSegmentsBeforeItGivesUp) {
   EXPECT_TRUE(m.allocate(2, MiB(32), kStream, false));
   EXPECT_EQ(m.reserved(), MiB(32));
   EXPECT_EQ(m.peak_reserved(), MiB(32));
+  EXPECT_EQ(m.driver_allocations(), 2u);  // the 30 MiB segment, then the 32 MiB one
 }
 
 TEST(NativeModel, BlocksAreNotSharedAcrossStreams) {

@@ -18,6 +18,7 @@ TEST(ExpandableModel, MapsTwoMiBPagesForSmallAndTwentyForLarge) {
   EXPECT_EQ(m.reserved(), MiB(22));
   ASSERT_TRUE(m.allocate(4, MiB(1) + Bytes{512}, kStream, false));  // crosses into page 2
   EXPECT_EQ(m.reserved(), MiB(42));
+  EXPECT_EQ(m.driver_allocations(), 3u);  // the small page, large page 1, large page 2
 }
 
 // The native allocator's worst case (caching_model_test.cpp): here the 8 MiB blocks sit side by
