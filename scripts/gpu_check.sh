@@ -695,6 +695,7 @@ if [[ ${GPU_CHECK_BENCH:-1} != 0 ]] && is_elf "$probe" && limit=$(limit_for 60);
   rc=$?
   figure=$(grep -E ' (yes|no \(waited\))' "$logs/busy_gpu_probe.log" |
     awk '{ yes = ($NF == "yes"); printf "%s %s ms%s; ", $1, yes ? $(NF-1) : $(NF-2), yes ? "" : " WAITS" }')
+  figure+=$(grep -o 'with [0-9]* create.*per cycle' "$logs/busy_gpu_probe.log" | tail -1)
   if ((rc == 0)); then
     record "VMM calls on a busy GPU" PASS "$figure"
   elif ((rc == 77)); then
@@ -909,6 +910,24 @@ done
 # bench/workloads/outside_memory.py under each allocator set-up; the figure is the "outside"
 # MiB after each step, per set-up. What decides a card at the edge besides the allocator.
 if asked outside_memory; then
+  # What the driver takes for the arena's reservation, scattered mappings and events
+  # (bench/vmm/overhead_probe): MiB beyond the bytes mapped, per step.
+  probe="$build/bench/vmm/overhead_probe"
+  if ! is_elf "$probe"; then
+    record "driver overhead of the arena" SKIP "overhead_probe not built"
+  elif limit=$(limit_for 60); then
+    run_logged "$logs/overhead_probe.log" "$limit" "$probe"
+    rc=$?
+    figure=$(grep -E '^(reserve|  then|[0-9]+ events)' "$logs/overhead_probe.log" |
+      sed -E 's/ +/ /g' | tr '\n' ';')
+    if ((rc == 0)); then
+      record "driver overhead of the arena" PASS "$figure (MiB beyond the bytes mapped)"
+    elif ((rc == 77)); then
+      record "driver overhead of the arena" SKIP "no usable GPU"
+    else
+      record "driver overhead of the arena" FAIL "exit $rc; see logs/overhead_probe.log"
+    fi
+  fi
   script="$repo/bench/workloads/outside_memory.py"
   for setup in native expandable async cudefrag+async cudefrag+native; do
     log="$logs/outside_memory_$setup.log"

@@ -8,6 +8,8 @@
 //   busy_gpu_probe [busy_ms]     (default 40)
 //
 // A call that waits shows a host time near the queue's length and "stream busy after: no".
+// Last line: the queue's time alone and with mapping cycles made while it runs, and the
+// difference per cycle (what each slow path costs the kernels running meanwhile).
 // Exit status 0 when measured, 77 without a usable GPU, 1 when a call failed. GPU only; the
 // results go in bench/vmm/RESULTS-h200.md.
 #include <dlfcn.h>
@@ -183,8 +185,34 @@ int run(double busy_target_ms) {
         return backend->mem_info(&free, &total);
       },
       nothing);
+  // The other way round: do the calls slow the GPU's work? Each map, access change and unmap
+  // may invalidate the GPU's address translations while kernels run. The queue is timed alone,
+  // then with create/map/access/unmap/release cycles of 64 MiB made for as long as it runs, each
+  // three times, alternating; the difference per cycle is what a slow path costs the kernels.
+  std::vector<double> alone, with;
+  long cycles_total = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    t = Clock::now();
+    b.start();
+    b.drain();
+    alone.push_back(ms_since(t));
+    long cycles = 0;
+    t = Clock::now();
+    b.start();
+    while (b.busy()) {
+      make_map_access();
+      unmap_drop();
+      ++cycles;
+    }
+    b.drain();
+    with.push_back(ms_since(t));
+    cycles_total += cycles;
+  }
   (void)backend->unreserve(va, GiB(1));
   d.cuMemFree(b.buffer);
+  std::sort(alone.begin(), alone.end());
+  std::sort(with.begin(), with.end());
+  const double cycles_per_run = static_cast<double>(cycles_total) / 3;
 
   std::printf("busy_gpu_probe: a queue of %d memsets of 1 GiB keeps the stream busy for %.1f ms\n",
               b.memsets, queue_ms);
@@ -195,6 +223,11 @@ int run(double busy_target_ms) {
                 r.busy_after ? "yes" : "no (waited)", r.ok ? "" : "  CALL FAILED");
     ok = ok && r.ok;
   }
+  std::printf(
+      "queue of memsets alone: %.2f ms (median of 3); with %.0f create/map/access/unmap/release "
+      "cycles of 64 MiB made meanwhile: %.2f ms; %.4f ms per cycle\n",
+      alone[1], cycles_per_run, with[1],
+      cycles_per_run > 0 ? (with[1] - alone[1]) / cycles_per_run : 0.0);
   return ok ? 0 : 1;
 }
 
