@@ -8,10 +8,10 @@ and workspaces, and anything else in the process. On an H200 that was 646 MiB wi
 native allocator and `expandable_segments`, 716 MiB with `backend:cudaMallocAsync` and 682 MiB
 with it under `cudefrag run` (docs/RESULTS.md): on a card at the edge, those differences decide.
 This script takes the steps a PyTorch program takes (CUDA start, a first tensor, a matmul with
-cuBLAS, a convolution with cuDNN, scaled-dot-product attention, a synchronize) and after each
-prints the process's device memory by nvidia-smi, what the allocator reserved, and their
-difference. Run it under each set-up (PYTORCH_CUDA_ALLOC_CONF, `cudefrag run`) and compare the
-"outside" column step by step.
+cuBLAS, a convolution with cuDNN, scaled-dot-product attention, a synchronize, a side stream
+from PyTorch's stream pool) and after each prints the process's device memory by nvidia-smi,
+what the allocator reserved, and their difference. Run it under each set-up
+(PYTORCH_CUDA_ALLOC_CONF, `cudefrag run`) and compare the "outside" column step by step.
 
 Last line: one JSON object {"alloc_conf", "allocator_backend", "steps": [{"step", "process_mib",
 "reserved_mib", "outside_mib"}, ...]}. Exit status 0 when measured, 77 without CUDA or
@@ -57,9 +57,18 @@ def main():
         q = torch.randn(1, 8, 1024, 64, device=device, dtype=torch.float16)
         keep.append(torch.nn.functional.scaled_dot_product_attention(q, q, q))
 
+    def side_stream():
+        # torch.cuda.Stream() takes a stream from PyTorch's stream pool, which creates the
+        # pool's streams on first use. backend:cudaMallocAsync creates that pool when it
+        # starts (lazy_init_device takes a stream from it), the native allocator does not: if
+        # the pool costs device memory, this step shows it under native and expandable, and
+        # the first-tensor step shows it under the async set-ups.
+        keep.append(torch.cuda.Stream(device=device))
+
     steps = [("cuda init", lambda: torch.cuda.init()), ("first tensor", first_tensor),
              ("matmul (cuBLAS)", matmul), ("conv2d (cuDNN)", convolution),
-             ("attention", attention), ("synchronize", torch.cuda.synchronize)]
+             ("attention", attention), ("synchronize", torch.cuda.synchronize),
+             ("side stream", side_stream)]
     rows = []
     for name, step in steps:
         step()
