@@ -137,6 +137,22 @@ std::string format_summary(const stats::StatsBlock* stats, const ProgramEnd& end
           per_event_ns / 1000.0, static_cast<unsigned long long>(cost.timed_events),
           static_cast<unsigned long long>(cost.traced_events),
           per_event_ns * static_cast<double>(cost.traced_events) / 1e9);
+      if (cost.captures > 0) {
+        // Per capture: where the stack's time went. ns per native frame tells libunwind's
+        // cached walk (about 10 ns a frame, docs/trace-format.md) from a slow one.
+        const auto per = [&](std::uint64_t v) {
+          return static_cast<double>(v) / static_cast<double>(cost.captures);
+        };
+        const double native_per_frame =
+            cost.native_frames > 0
+                ? static_cast<double>(cost.native_ns) / static_cast<double>(cost.native_frames)
+                : 0.0;
+        s += line(
+            "  of a call stack: Python frames %.2f us (%.1f frames), native frames %.2f us "
+            "(%.1f frames, %.0f ns a frame), stack table %.2f us",
+            per(cost.python_ns) / 1000.0, per(cost.python_frames), per(cost.native_ns) / 1000.0,
+            per(cost.native_frames), native_per_frame, per(cost.intern_ns) / 1000.0);
+      }
     }
     s += line("analyze it with: cudefrag report %s", trace_path.c_str());
   }

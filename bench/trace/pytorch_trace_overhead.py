@@ -144,8 +144,10 @@ def trace_events(cudefrag, path):
 
 def run_once(args, trace_path):
     """One run under `cudefrag run`: (workload seconds, process seconds, the shim's own timing of
-    the trace in seconds or None). A traced run keeps the launcher's summary, whose "trace cost"
-    line is that timing (sampled in the shim: the allocating threads' time in the recorder)."""
+    the trace in seconds or None, the summary's breakdown of a call stack's time or None). A
+    traced run keeps the launcher's summary, whose "trace cost" line is that timing (sampled in
+    the shim: the allocating threads' time in the recorder), followed by where a call stack's
+    time went (Python frames, native frames and ns per frame, stack table)."""
     command = [args.cudefrag, "run", "--mode", args.mode, "--keep-torch-alloc-conf"]
     if not trace_path:
         command.append("--quiet")
@@ -180,10 +182,13 @@ def run_once(args, trace_path):
     if args.workload != "train_step" and loop is None:
         raise RuntimeError(f"the workload printed no {LOOP_MARK} line:\n{r.stdout[-2000:]}")
     cost = None
+    breakdown = None
     for line in r.stderr.splitlines():
         if "trace cost:" in line and "about " in line and " s on the" in line:
             cost = float(line.rsplit("about ", 1)[1].split(" s on the")[0])
-    return (loop if loop is not None else wall), wall, cost
+        elif "of a call stack:" in line:
+            breakdown = line.split("of a call stack:", 1)[1].strip()
+    return (loop if loop is not None else wall), wall, cost, breakdown
 
 
 def main():
@@ -228,6 +233,7 @@ def main():
     traced, untraced, traced_wall, untraced_wall = [], [], [], []
     started = time.perf_counter()
     costs = []  # the shim's own timing of the trace per traced run, seconds
+    breakdowns = []  # where a call stack's time went, per traced run (the summary's words)
     try:
         for pair in range(args.pairs):
             if pair > 0 and time.perf_counter() - started > args.budget_s:
@@ -237,10 +243,13 @@ def main():
             for with_trace in ((True, False) if pair % 2 == 0 else (False, True)):
                 if with_trace and os.path.exists(trace_path):
                     os.remove(trace_path)
-                seconds, wall, cost = run_once(args, trace_path if with_trace else None)
+                seconds, wall, cost, breakdown = run_once(args,
+                                                          trace_path if with_trace else None)
                 (traced if with_trace else untraced).append(seconds)
                 if cost is not None:
                     costs.append(cost)
+                if breakdown is not None:
+                    breakdowns.append(breakdown)
                 (traced_wall if with_trace else untraced_wall).append(wall)
                 print(f"{PREFIX} pair {pair + 1} {'traced  ' if with_trace else 'untraced'} "
                       f"{seconds:.3f} s (process {wall:.2f} s)", flush=True)
@@ -278,6 +287,8 @@ def main():
         c = statistics.median(costs)
         print(f"{PREFIX} shim's timing of the trace: median {c:.3f} s per traced run, "
               f"{c / u * 100:.1f} % of the untraced median (ratio {1 + c / u:.4f} from it)")
+    for i, breakdown in enumerate(breakdowns):
+        print(f"{PREFIX} call stacks of traced run {i + 1}: {breakdown}")
     per_event = f"{size / events:.2f}" if events else "?"
     print(f"{PREFIX} trace {size} bytes, {events if events is not None else '?'} events, "
           f"{records} records: {per_event} bytes per event, {size / max(records, 1):.2f} per record")

@@ -20,7 +20,7 @@
 namespace cudefrag::stats {
 
 inline constexpr std::array<char, 8> kMagic{'C', 'U', 'D', 'F', 'S', 'T', 'A', 'T'};
-inline constexpr std::uint32_t kVersion = 3;
+inline constexpr std::uint32_t kVersion = 4;
 inline constexpr std::size_t kMaxEntries = 64;
 inline constexpr std::size_t kMaxDevices = 32;
 inline constexpr std::size_t kNameSize = 48;
@@ -54,10 +54,20 @@ struct DeviceCounters {
 // What recording the trace cost the threads that allocate and free: every 64th traced allocation
 // or free of each thread is timed (two clock reads), so the cost per event is timed_ns /
 // timed_events, and the run's total that times the traced calls.
+// The timed events that captured a stack also say where the capture's time went
+// (trace::CaptureCost, added up over `captures`): the Python frame walk, the native unwind (and
+// the frames each found: the unwind's cost per frame tells a cached walk from a slow one) and
+// the stack table.
 struct TraceCost {
   std::uint64_t traced_events;  // allocations and frees handed to the recorder
   std::uint64_t timed_events;
   std::uint64_t timed_ns;
+  std::uint64_t captures;  // timed events that captured a stack
+  std::uint64_t python_ns;
+  std::uint64_t native_ns;
+  std::uint64_t intern_ns;
+  std::uint64_t python_frames;
+  std::uint64_t native_frames;
 };
 
 struct StatsBlock {

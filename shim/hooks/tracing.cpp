@@ -128,13 +128,23 @@ void timed(Record&& record) noexcept {
     record();
     return;
   }
+  trace::measure_next_capture();
   const trace::TimeNs start = trace::now();
   record();
   const trace::TimeNs end = trace::now();
+  const trace::CaptureCost capture = trace::take_capture_cost();
   stats::TraceCost& cost = counters_block().trace_cost;
   stats::add(cost.traced_events, kCostSample);
   stats::add(cost.timed_events, 1);
   stats::add(cost.timed_ns, end.value > start.value ? end.value - start.value : 0);
+  if (capture.measured) {
+    stats::add(cost.captures, 1);
+    stats::add(cost.python_ns, capture.python_ns);
+    stats::add(cost.native_ns, capture.native_ns);
+    stats::add(cost.intern_ns, capture.intern_ns);
+    stats::add(cost.python_frames, capture.python_frames);
+    stats::add(cost.native_frames, capture.native_frames);
+  }
 }
 
 void trace_alloc(HookId id, DeviceOrdinal device, const void* stream, DevicePtr ptr,

@@ -113,7 +113,27 @@ struct ThreadSlot {
 // tests, small enough for the loader's static TLS surplus.
 [[gnu::tls_model("initial-exec")]] thread_local ThreadSlot t_slot;
 
+// measure_next_capture()'s request and the measurement it gets.
+[[gnu::tls_model("initial-exec")]] thread_local bool t_measure_capture = false;
+[[gnu::tls_model("initial-exec")]] thread_local CaptureCost t_capture_cost;
+
+std::uint64_t elapsed_ns(TimeNs from, TimeNs to) {
+  return to.value > from.value ? to.value - from.value : 0;
+}
+
 }  // namespace
+
+void measure_next_capture() noexcept {
+  t_measure_capture = true;
+  t_capture_cost = CaptureCost{};
+}
+
+CaptureCost take_capture_cost() noexcept {
+  const CaptureCost cost = t_capture_cost;
+  t_capture_cost = CaptureCost{};
+  t_measure_capture = false;
+  return cost;
+}
 
 std::optional<StackMode> parse_stack_mode(std::string_view text) {
   if (text == "none") return StackMode::kNone;
@@ -275,6 +295,12 @@ ThreadSlot& Recorder::Impl::slot() {
 std::uint32_t Recorder::Impl::capture_stack(ThreadSlot& s) {
   if (options.stacks == StackMode::kNone || s.capturing) return 0;
   s.capturing = true;
+  const bool measure = t_measure_capture;
+  t_measure_capture = false;
+  TimeNs t0;
+  TimeNs t1;
+  TimeNs t2;
+  if (measure) t0 = now();
   std::array<std::uint64_t, kMaxFrames> native_frames;
   std::array<format::PythonFrame, kMaxFrames> python_frames;
   std::size_t native_count = 0;
@@ -283,6 +309,7 @@ std::uint32_t Recorder::Impl::capture_stack(ThreadSlot& s) {
     python_count = python->capture(
         std::span(python_frames).first(static_cast<std::size_t>(options.max_python_frames)));
   }
+  if (measure) t1 = now();
   if (native) {
     // Beside Python frames, the native ones end with the interpreter's loop: the frames further
     // out run the Python code just captured, and they were most of a PyTorch allocation's
@@ -292,8 +319,17 @@ std::uint32_t Recorder::Impl::capture_stack(ThreadSlot& s) {
         std::span(native_frames).first(static_cast<std::size_t>(options.max_native_frames)),
         kOwnFrames, interpreter);
   }
+  if (measure) t2 = now();
   const StackId stack = stacks.intern(std::span(native_frames).first(native_count),
                                       std::span(python_frames).first(python_count));
+  if (measure) {
+    t_capture_cost = CaptureCost{true,
+                                 elapsed_ns(t0, t1),
+                                 elapsed_ns(t1, t2),
+                                 elapsed_ns(t2, now()),
+                                 static_cast<std::uint32_t>(python_count),
+                                 static_cast<std::uint32_t>(native_count)};
+  }
   s.capturing = false;
   return stack.value;
 }

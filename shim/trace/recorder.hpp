@@ -189,6 +189,26 @@ struct RecorderStats {
   std::uint64_t stacks_not_stored = 0;  // captured but not stored: the stack table was full
 };
 
+// Where one stack capture spent its time: the Python frame walk, the native unwind and finding
+// (or defining) the stack's id, with the frames each found. Measured only on request, for the
+// calling thread's next capture (measure_next_capture()), so that a sampled event can say where
+// a traced allocation's cost goes (the launcher's summary prints it) while every other capture
+// pays nothing for it.
+struct CaptureCost {
+  bool measured = false;
+  std::uint64_t python_ns = 0;
+  std::uint64_t native_ns = 0;
+  std::uint64_t intern_ns = 0;
+  std::uint32_t python_frames = 0;
+  std::uint32_t native_frames = 0;
+};
+
+// Asks for the calling thread's next stack capture (of any recorder) to be measured.
+void measure_next_capture() noexcept;
+// The measurement of the calling thread's last capture since measure_next_capture(), then
+// forgets it; `measured` is false when no capture happened (stacks off, a free without a stack).
+CaptureCost take_capture_cost() noexcept;
+
 class Recorder {
  public:
   // Opens the file, writes the header block and starts the writer thread. On failure: one

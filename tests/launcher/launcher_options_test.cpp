@@ -193,6 +193,29 @@ TEST(Summary, SaysWhatTheTraceCostTheAllocatingThreads) {
                    "about 0.096 s on the allocating threads"),
             std::string::npos)
       << s;
+  EXPECT_EQ(s.find("of a call stack"), std::string::npos) << "no capture measured, none said";
+}
+
+TEST(Summary, SaysWhereACallStackSpentItsTime) {
+  stats::StatsBlock b = one_arena_process();
+  const std::filesystem::path trace =
+      std::filesystem::temp_directory_path() / "cudefrag-summary-capture.trace";
+  { std::ofstream(trace) << "x"; }
+  b.trace_cost.traced_events = 64000;
+  b.trace_cost.timed_events = 1000;
+  b.trace_cost.timed_ns = 1500000;
+  b.trace_cost.captures = 500;  // the other 500 timed events were frees without a stack
+  b.trace_cost.python_ns = 200000;
+  b.trace_cost.native_ns = 600000;
+  b.trace_cost.intern_ns = 50000;
+  b.trace_cost.python_frames = 6000;
+  b.trace_cost.native_frames = 20000;
+  const std::string s = format_summary(&b, ProgramEnd{0, 0}, trace.string());
+  std::filesystem::remove(trace);
+  EXPECT_NE(s.find("of a call stack: Python frames 0.40 us (12.0 frames), native frames 1.20 us "
+                   "(40.0 frames, 30 ns a frame), stack table 0.10 us"),
+            std::string::npos)
+      << s;
 }
 
 }  // namespace

@@ -131,6 +131,26 @@ TEST(LauncherRun, SummaryShowsTheCountersOfTheRun) {
   EXPECT_NE(s.find("trace: " + trace), std::string::npos) << s;
 }
 
+TEST(LauncherRun, SummarySaysWhatTheTraceCostAndWhereItsStacksSpentIt) {
+  TempDir dir;
+  const std::string trace = dir.file("run.trace");
+  const Outcome o =
+      launch({"--trace", trace, "--stacks", "native", "--", CUDEFRAG_TEST_PROBE, "many"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  const std::string s = single_spaced(o.err);
+  // 200 traced calls: the 64th (an allocation), 128th and 192nd (frees, which carry no stack by
+  // default) are timed.
+  EXPECT_NE(s.find("trace cost: "), std::string::npos) << s;
+  EXPECT_NE(s.find("(3 of about 192 timed)"), std::string::npos) << s;
+  const std::size_t at = s.find("of a call stack: Python frames ");
+  ASSERT_NE(at, std::string::npos) << s;
+  const std::string line = s.substr(at, s.find('\n', at) - at);
+  EXPECT_NE(line.find("(0.0 frames), native frames "), std::string::npos) << line;
+  EXPECT_NE(line.find(" ns a frame), stack table "), std::string::npos) << line;
+  EXPECT_EQ(line.find("native frames 0.00 us (0.0 frames"), std::string::npos)
+      << "the allocation's native stack was measured: " << line;
+}
+
 TEST(LauncherRun, SigtermToTheLauncherReachesTheProgram) {
   TempDir dir;
   const std::string started = dir.file("started");

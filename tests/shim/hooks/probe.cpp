@@ -215,6 +215,14 @@ void live_scenario() {
   expect(cudaMalloc(&c, 4 << 20) == cudaSuccess, "cudaMalloc on device 1");
 }
 
+// Enough traced calls on one thread (100 allocations, then their frees) that the shim times some
+// of them (one in 64: the 64th is an allocation, with a call stack to measure).
+void many_scenario() {
+  std::vector<void*> blocks(100, nullptr);
+  for (void*& p : blocks) expect(cudaMalloc(&p, 1 << 20) == cudaSuccess, "cudaMalloc");
+  for (void* p : blocks) expect(cudaFree(p) == cudaSuccess, "cudaFree");
+}
+
 // A program and the child it forks share the shim's counters file: both count.
 void fork_scenario() {
   void* p = nullptr;
@@ -259,6 +267,8 @@ int main(int argc, char** argv) {
     fork_scenario();
   } else if (scenario == "live") {
     live_scenario();
+  } else if (scenario == "many") {
+    many_scenario();
   } else if (scenario == "exit") {
     return argc > 2 ? std::atoi(argv[2]) : 0;
   } else {

@@ -326,6 +326,37 @@ TEST(Recorder, FreesCarryAStackOnlyWhenAsked) {
   }
 }
 
+TEST(Recorder, MeasuresTheNextCaptureOnlyWhenAsked) {
+  TempDir dir;
+  Options o = basic_options(dir.file("t.trace"));
+  o.stacks = StackMode::kNative;
+  auto recorder = Recorder::open(o);
+  ASSERT_NE(recorder, nullptr);
+  const AllocEvent alloc{EntryPoint{0}, DeviceOrdinal{0}, nullptr, DevicePtr{0x1000},
+                         Bytes{1},      Bytes{1},         0,       {}};
+  recorder->record_alloc(alloc);
+  EXPECT_FALSE(take_capture_cost().measured) << "not asked";
+
+  measure_next_capture();
+  recorder->record_alloc(alloc);
+  const CaptureCost cost = take_capture_cost();
+  ASSERT_TRUE(cost.measured);
+  EXPECT_GT(cost.native_frames, 0u);  // at least this test's frames and gtest's
+  EXPECT_GT(cost.native_ns, 0u);
+  EXPECT_EQ(cost.python_frames, 0u);
+  EXPECT_FALSE(take_capture_cost().measured) << "taken once";
+
+  // A free records no stack by default: asked for, nothing measured, and the request does not
+  // carry over to a later capture.
+  measure_next_capture();
+  recorder->record_free(
+      {EntryPoint{1}, DeviceOrdinal{0}, nullptr, DevicePtr{0x1000}, Bytes{1}, 0, {}});
+  EXPECT_FALSE(take_capture_cost().measured);
+  recorder->record_alloc(alloc);
+  EXPECT_FALSE(take_capture_cost().measured);
+  recorder->close();
+}
+
 TEST(Recorder, UnwritablePathGivesOneMessageAndNoRecorder) {
   testing::captured_messages().clear();
   auto recorder = Recorder::open(basic_options("/nonexistent-dir/sub/t.trace"));
