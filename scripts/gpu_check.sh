@@ -746,13 +746,26 @@ for r in runs:
     held[c] = max(held.get(c, 0), h or 0)
 med = {c: statistics.median(t) for c, t in times.items()}
 fast = min(med.values())
+# Paired: per round, over the fastest contender's time in the same round (compare.py's rounds).
+ref = min(med, key=med.get)
+rounds = {}
+for r in runs:
+    if r.get("seconds") and "round" in r:
+        rounds.setdefault(r["round"], {})[r["contender"]] = r["seconds"]
+paired = {}
+for t in rounds.values():
+    for c in t:
+        if ref in t:
+            paired.setdefault(c, []).append(t[c] / t[ref])
 parts = []
 for c in order:
     t = times.get(c, [])
     spread = " [%.3f-%.3f s]" % (min(t), max(t)) if len(t) > 1 else ""
     out = " outside %.0fM" % outside[c] if c in outside else ""
-    parts.append("%s %.2fG %.3fx of %.3f s, n=%d%s%s" % (c, held[c] / 2**30, med.get(c, 0) / fast,
-                                                         fast, len(t), spread, out))
+    pr = sorted(paired.get(c, []))
+    pair = " paired %.3f [%.3f-%.3f]" % (statistics.median(pr), pr[0], pr[-1]) if len(pr) > 1 else ""
+    parts.append("%s %.2fG %.3fx of %.3f s, n=%d%s%s%s" % (c, held[c] / 2**30, med.get(c, 0) / fast,
+                                                           fast, len(t), spread, pair, out))
 print(("BAD " if bad else "") + "; ".join(parts))
 PY
 )

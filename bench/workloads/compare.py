@@ -13,9 +13,13 @@ cannot hold a slash, so give a trace a name relative to the working directory):
     cudefrag+async    `cudefrag run` with backend:cudaMallocAsync
     cudefrag+native   `cudefrag run` with PyTorch's caching allocator
 
-Without --card/--bisect: every contender on the whole card, --repeat times; prints the median wall
-time of the steps, the ratio to the fastest, peak allocated/reserved as PyTorch reports them, and
-for cudefrag the arena's peak physical (the default pool's ReservedMemHigh that the arena answers).
+Without --card/--bisect: every contender on the whole card, --repeat times in rounds (each round
+runs every contender once, the order rotated by one per round, so that drift of the machine falls
+on all alike); prints the median wall time of the steps, the ratio to the fastest, the paired
+ratio (per round, the contender's time over the fastest contender's in the same round: median
+and range over the rounds, which cancels drift between rounds that the medians keep), peak
+allocated/reserved as PyTorch reports them, and for cudefrag the arena's peak physical (the
+default pool's ReservedMemHigh that the arena answers).
 --card G: each contender once on an emulated card of G GiB (ballast.py holds the rest): did every
 step finish. --bisect LO HI: the smallest card, to --step GiB, on which each contender finishes
 every step (a contender that fails at HI is reported as "> HI").
@@ -84,6 +88,28 @@ def run_one(args, contender, card=None):
     return result
 
 
+def paired_ratios(runs, reference):
+    """Per contender, its time over `reference`'s in each round where both have one (runs carry
+    "round"): {contender: sorted ratios}. The reference's own are all 1."""
+    by_round = {}
+    for r in runs:
+        if r.get("seconds") and "round" in r:
+            by_round.setdefault(r["round"], {})[r["contender"]] = r["seconds"]
+    out = {}
+    for times in by_round.values():
+        if reference not in times:
+            continue
+        for c, t in times.items():
+            out.setdefault(c, []).append(t / times[reference])
+    return {c: sorted(v) for c, v in out.items()}
+
+
+def rotated(contenders, round_index):
+    """The contenders in the order of round `round_index` (0-based): rotated by one per round."""
+    k = round_index % len(contenders) if contenders else 0
+    return contenders[k:] + contenders[:k]
+
+
 def outside(run):
     """The process's device memory beyond what its allocator held at the end (MiB), or '-'."""
     used, held = run.get("process_used_at_end"), run.get("reserved_at_end")
@@ -144,24 +170,31 @@ def main():
         for c, card in rows:
             print(f"  {c:16s} {card}")
     else:
-        for _ in range(args.repeat):
-            for c in contenders:
-                record(run_one(args, c, args.card))
+        for i in range(args.repeat):
+            for c in rotated(contenders, i):
+                record({**run_one(args, c, args.card), "round": i + 1})
         times = {c: [r["seconds"] for r in runs if r["contender"] == c and r.get("seconds")]
                  for c in contenders}
         medians = {c: statistics.median(t) for c, t in times.items() if t}
         fastest = min(medians.values()) if medians else None
+        reference = min(medians, key=medians.get) if medians else None
+        paired = paired_ratios(runs, reference) if reference else {}
         where = f"a {args.card:g} GiB card" if args.card else "the whole card"
-        print(f"\n{args.workload} --scale {args.scale:g} on {where}, {args.repeat} run(s) each")
+        print(f"\n{args.workload} --scale {args.scale:g} on {where}, {args.repeat} run(s) each; "
+              f"paired: per round, over {reference or '-'} in the same round")
         print(f"  {'contender':16s} {'status':7s} {'steps':>5s} {'median s':>9s} {'ratio':>6s} "
+              f"{'paired':>6s} {'range':>11s} "
               f"{'alloc GiB':>9s} {'reserved':>9s} {'arena phys':>10s} {'outside MiB':>11s}")
         for c in contenders:
             last = [r for r in runs if r["contender"] == c][-1]
             m = medians.get(c)
             phys = last.get("pool_reserved_high") if c.startswith("cudefrag") else None
+            pr = paired.get(c, [])
             print(f"  {c:16s} {last['status']:7s} {last.get('steps', 0):5d} "
                   f"{(f'{m:.3f}' if m else '-'):>9s} "
                   f"{(f'{m / fastest:.3f}' if m and fastest else '-'):>6s} "
+                  f"{(f'{statistics.median(pr):.3f}' if pr else '-'):>6s} "
+                  f"{(f'{pr[0]:.3f}-{pr[-1]:.3f}' if pr else '-'):>11s} "
                   f"{fmt_gib(last.get('peak_allocated')):>9s} {fmt_gib(last.get('peak_reserved')):>9s} "
                   f"{fmt_gib(phys):>10s} {outside(last):>11s}")
     if out:

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""The parts of compare.py that run without torch or a GPU: the order of the timing rounds and the
+paired ratios.
+
+    python3 bench/workloads/test_compare_parts.py
+"""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import compare  # noqa: E402
+
+
+class RoundsTest(unittest.TestCase):
+    def test_order_rotates_by_one_per_round(self):
+        c = ["native", "async", "cudefrag+async"]
+        self.assertEqual([compare.rotated(c, i) for i in range(4)],
+                         [c, ["async", "cudefrag+async", "native"],
+                          ["cudefrag+async", "native", "async"], c])
+        self.assertEqual(compare.rotated([], 3), [])
+
+
+class PairedTest(unittest.TestCase):
+    def test_ratios_are_per_round_over_the_reference(self):
+        runs = [
+            # Round 2 ran on a slower machine: every contender took twice as long.
+            {"round": 1, "contender": "native", "seconds": 10.0},
+            {"round": 1, "contender": "cudefrag+async", "seconds": 10.5},
+            {"round": 2, "contender": "cudefrag+async", "seconds": 20.4},
+            {"round": 2, "contender": "native", "seconds": 20.0},
+            # A failed run has no time; a round without the reference pairs nothing.
+            {"round": 3, "contender": "native", "seconds": None},
+            {"round": 3, "contender": "cudefrag+async", "seconds": 30.0},
+            {"contender": "native", "seconds": 1.0},
+        ]
+        paired = compare.paired_ratios(runs, "native")
+        self.assertEqual(paired["native"], [1.0, 1.0])
+        self.assertEqual([round(r, 3) for r in paired["cudefrag+async"]], [1.02, 1.05])
+
+
+if __name__ == "__main__":
+    unittest.main()
