@@ -942,12 +942,13 @@ if asked outside_memory; then
     fi
   fi
   script="$repo/bench/workloads/outside_memory.py"
-  for setup in native expandable async cudefrag+async cudefrag+native; do
+  for setup in native expandable async cudefrag+async cudefrag+native cudefrag+uncached; do
     log="$logs/outside_memory_$setup.log"
     conf=() shim=()
     case $setup in
       expandable) conf=(PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True) ;;
       async | cudefrag+async) conf=(PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync) ;;
+      cudefrag+uncached) conf=(PYTORCH_NO_CUDA_MEMORY_CACHING=1) ;;
     esac
     [[ $setup == cudefrag* ]] && shim=("$launcher" run --keep-torch-alloc-conf --)
     if [[ $setup == cudefrag* && -z $launcher ]]; then

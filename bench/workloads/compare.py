@@ -12,6 +12,9 @@ cannot hold a slash, so give a trace a name relative to the working directory):
     async             backend:cudaMallocAsync
     cudefrag+async    `cudefrag run` with backend:cudaMallocAsync
     cudefrag+native   `cudefrag run` with PyTorch's caching allocator
+    cudefrag+uncached `cudefrag run` with PyTorch's native backend told not to cache
+                      (PYTORCH_NO_CUDA_MEMORY_CACHING=1): every tensor a cudaMalloc/cudaFree
+                      the arena serves, without the async backend's start-up (its stream pool)
 
 Without --card/--bisect: every contender on the whole card, --repeat times in rounds (each round
 runs every contender once, the order rotated by one per round, so that drift of the machine falls
@@ -35,7 +38,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONTENDERS = ["native", "expandable", "async", "cudefrag+async", "cudefrag+native"]
 CONF = {"native": None, "expandable": "expandable_segments:True", "async": "backend:cudaMallocAsync",
-        "cudefrag+async": "backend:cudaMallocAsync", "cudefrag+native": None}
+        "cudefrag+async": "backend:cudaMallocAsync", "cudefrag+native": None,
+        "cudefrag+uncached": None}
+# Other environment a contender sets (named only: not among the default CONTENDERS).
+ENV = {"cudefrag+uncached": {"PYTORCH_NO_CUDA_MEMORY_CACHING": "1"}}
 GIB = 1 << 30
 
 
@@ -43,7 +49,7 @@ def split_contender(contender):
     """'cudefrag+async/small-max=1MiB' -> ('cudefrag+async', ['--small-max', '1MiB'])."""
     name, *options = contender.split("/")
     if name not in CONF:
-        raise SystemExit(f"compare.py: unknown contender {name!r} (known: {', '.join(CONTENDERS)})")
+        raise SystemExit(f"compare.py: unknown contender {name!r} (known: {', '.join(CONF)})")
     extra = []
     for o in options:
         key, _, value = o.partition("=")
@@ -57,8 +63,10 @@ def run_one(args, contender, card=None):
     name, extra = split_contender(contender)
     env = dict(os.environ)
     env.pop("PYTORCH_CUDA_ALLOC_CONF", None)
+    env.pop("PYTORCH_NO_CUDA_MEMORY_CACHING", None)
     if CONF[name]:
         env["PYTORCH_CUDA_ALLOC_CONF"] = CONF[name]
+    env.update(ENV.get(name, {}))
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), args.workload,
            "--scale", str(args.scale), "--passes", str(args.passes)]
     if name.startswith("cudefrag"):

@@ -10,7 +10,8 @@ with it under `cudefrag run` (docs/RESULTS.md): on a card at the edge, those dif
 This script takes the steps a PyTorch program takes (CUDA start, a first tensor, a matmul with
 cuBLAS, a convolution with cuDNN, scaled-dot-product attention, a synchronize, a side stream
 from PyTorch's stream pool) and after each prints the process's device memory by nvidia-smi,
-what the allocator reserved, and their difference. Run it under each set-up
+what the allocators hold from the driver (under `cudefrag run` the arena's physical memory,
+whatever PyTorch's backend), and their difference. Run it under each set-up
 (PYTORCH_CUDA_ALLOC_CONF, `cudefrag run`) and compare the "outside" column step by step.
 
 Last line: one JSON object {"alloc_conf", "allocator_backend", "steps": [{"step", "process_mib",
@@ -29,7 +30,8 @@ def main():
     args = parser.parse_args()
     import torch  # after argparse, so that --help works without torch
 
-    from workloads import process_device_memory  # beside this script; it imports torch too
+    # Beside this script; it imports torch too.
+    from workloads import allocator_held, process_device_memory
 
     def process_mib():
         used = process_device_memory()
@@ -77,7 +79,7 @@ def main():
         if used is None:
             print("outside_memory: nvidia-smi does not list this process", file=sys.stderr)
             return 77
-        reserved = torch.cuda.memory_reserved(device) >> 20
+        reserved = allocator_held(device) >> 20
         rows.append({"step": name, "process_mib": used, "reserved_mib": reserved,
                      "outside_mib": used - reserved})
         print(f"outside_memory: {name:18s} process {used:6d} MiB  reserved {reserved:6d} MiB  "

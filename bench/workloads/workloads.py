@@ -18,7 +18,9 @@ out-of-memory error ends the run (status "oom" with the step). Last line: one JS
      "pool_reserved_high", "pool_used_high", "allocator_backend", "alloc_conf", "pass_seconds",
      "reserved_at_end", "process_used_at_end"}
 (process_used_at_end: the process's device memory by nvidia-smi; minus reserved_at_end, the
-memory outside the allocator: context, library workspaces, a shim's own)
+memory outside the allocator: context, library workspaces, a shim's own. reserved_at_end is
+what the allocators hold from the driver: under `cudefrag run` the arena's physical memory,
+else torch.cuda.memory_reserved())
 where seconds is the wall time of the steps (model build and warm-up excluded; with --passes N
 the series runs N times over and seconds covers them all, pass_seconds each), peak_allocated /
 peak_reserved are torch.cuda.max_memory_allocated() / max_memory_reserved(), and pool_* are the
@@ -202,6 +204,32 @@ def pool_figures():
     return values[0], values[1]
 
 
+def under_cudefrag():
+    """Whether libcudefrag.so is loaded in this process (its cudefrag_mark is in global scope)."""
+    try:
+        return hasattr(ctypes.CDLL(None), "cudefrag_mark")
+    except OSError:
+        return False
+
+
+def allocator_held(device):
+    """Bytes the process's allocators hold from the driver now: under cudefrag the arena's physical
+    memory (the default pool's ReservedMemCurrent, which the arena answers), whatever PyTorch's
+    backend (with PYTORCH_NO_CUDA_MEMORY_CACHING, torch.cuda.memory_reserved() says 0, and with
+    the native allocator it leaves out the arena's own cache); else memory_reserved()."""
+    if under_cudefrag():
+        try:
+            scope = ctypes.CDLL(None)
+            pool = ctypes.c_void_p()
+            if scope.cudaDeviceGetDefaultMemPool(ctypes.byref(pool), device.index or 0) == 0:
+                v = ctypes.c_uint64()
+                if scope.cudaMemPoolGetAttribute(pool, 5, ctypes.byref(v)) == 0:  # ReservedMemCurrent
+                    return v.value
+        except (OSError, AttributeError):
+            pass
+    return torch.cuda.memory_reserved(device)
+
+
 def process_device_memory():
     """What this process holds on its GPUs by the driver's account (nvidia-smi: context, library
     workspaces and every allocator's memory), in bytes; None when nvidia-smi cannot tell. Minus
@@ -303,7 +331,7 @@ def main():
     result["peak_reserved"] = torch.cuda.max_memory_reserved(device)
     result["pool_reserved_high"], result["pool_used_high"] = pool_figures()
     torch.cuda.synchronize()
-    result["reserved_at_end"] = torch.cuda.memory_reserved(device)
+    result["reserved_at_end"] = allocator_held(device)
     result["process_used_at_end"] = process_device_memory()
     line = json.dumps(result, sort_keys=True)
     print(line, flush=True)
