@@ -820,7 +820,8 @@ for item in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
       --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 40 ? limit - 30 : 10))" \
       --stacks "$tstacks" --passes "${GPU_CHECK_TRACE_PASSES:-1}"
     rc=$?
-    figure=$(grep -E "ratio|per event|timing of the trace" "$log" | sed 's/^pytorch_trace_overhead: //' | tr '\n' ' ')
+    figure=$(grep -E "ratio|per event|timing of the trace|call stacks of traced run 1:" "$log" |
+      sed 's/^pytorch_trace_overhead: //' | tr '\n' ' ')
     if [[ $rc -eq 0 ]]; then
       record "$name" PASS "${figure:-see ${log#"$out"/}}"
     else
