@@ -60,6 +60,7 @@ import importlib.machinery
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -384,17 +385,23 @@ def summarize(images: list[dict]) -> dict:
 
 
 def load_records(paths: list[str]) -> list[dict]:
+    """Every JSON line of the files, each tagged with "_source" (the file's position), so that
+    rounds of different compare.sh runs, whose numbers repeat, are paired within their run."""
     records = []
-    for path in paths:
+    for source, path in enumerate(paths):
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 line = line.strip()
                 if not line:
                     continue
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     print(f"{PREFIX} {path}:{number}: not a JSON line, skipped", file=sys.stderr)
+                    continue
+                if isinstance(record, dict):
+                    record["_source"] = source
+                    records.append(record)
     return records
 
 
@@ -450,21 +457,41 @@ def comparison_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def sign_test_p(k: int, n: int) -> float:
+    """Two-sided sign test: the chance of a split at least as uneven as k of n if each round were
+    a fair coin (no difference between the configs)."""
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(max(k, n - k), n + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
 def timing_rows(records: list[dict]) -> list[dict]:
     """Per config, the whole-card series of compare.sh --timing ('timing' lines): how many ran,
     finished, and the median, least and most wall time of those that finished; the ratio is the
     median over the median of 'default' (else of the first config seen). later_s is the median
     over finished runs of the images after the first (their 'image' lines, tagged with the
     run): the first image loads the checkpoint from disk and carries most of a run's spread,
-    the later ones are sampling and decoding alone; later_ratio compares those medians."""
+    the later ones are sampling and decoding alone; later_ratio compares those medians.
+    Paired figures compare each config with the reference round by round (a round runs every
+    config back to back, so the machine's drift between rounds cancels, which the medians above
+    keep): paired_ratio and paired_later_ratio are the medians of the per-round ratios of series
+    and of later images, later_slower "k/n" the rounds in which the later images took longer than
+    the reference's, and later_p the two-sided sign test's chance of so uneven a split with no
+    real difference."""
     # A run's image lines come before the 'timing' line compare.sh writes when the run ends, so
     # the later images seen since a config's last timing line belong to its next one (this also
     # keeps the runs of several files apart, whose rounds share numbers).
     per_config: dict[str, list[tuple[dict, float | None]]] = {}
     pending: dict[str, float] = {}
+    by_round: dict[tuple, dict[str, tuple[float, float | None]]] = {}
     for r in records:
         if r.get("event") == "timing" and "config" in r:
-            per_config.setdefault(r["config"], []).append((r, pending.pop(r["config"], None)))
+            later = pending.pop(r["config"], None)
+            per_config.setdefault(r["config"], []).append((r, later))
+            if r.get("all_finished") and r.get("wall_s") and "round" in r:
+                key = (r.get("_source"), r["round"])
+                by_round.setdefault(key, {})[r["config"]] = (r["wall_s"], later)
         elif (r.get("event") == "image" and "timing_round" in r and "config" in r
               and r.get("index", 0) > 0 and r.get("wall_s") is not None):
             pending[r["config"]] = pending.get(r["config"], 0.0) + r["wall_s"]
@@ -484,6 +511,21 @@ def timing_rows(records: list[dict]) -> list[dict]:
                                      ("later_s", "later_s", "later_ratio")):
             base = reference[base_key] if reference else None
             row[out] = (round(row[value] / base, 3) if row[value] is not None and base else None)
+        series, later = [], []
+        for runs in by_round.values():
+            if reference is None or row["config"] not in runs or reference["config"] not in runs:
+                continue
+            (wall, rest), (ref_wall, ref_rest) = runs[row["config"]], runs[reference["config"]]
+            series.append(wall / ref_wall)
+            if rest is not None and ref_rest:
+                later.append(rest / ref_rest)
+        row["paired_ratio"] = round(statistics.median(series), 3) if series else None
+        row["paired_later_ratio"] = round(statistics.median(later), 3) if later else None
+        # The reference against itself splits nothing.
+        compared = later if row is not reference else []
+        slower = sum(x > 1 for x in compared)
+        row["later_slower"] = f"{slower}/{len(compared)}" if compared else None
+        row["later_p"] = round(sign_test_p(slower, len(compared)), 2) if compared else None
     return rows
 
 
@@ -1025,12 +1067,14 @@ def format_timing(rows: list[dict]) -> str:
     if not rows:
         return ""
     lines = [("config", "runs", "finished", "median s", "least s", "most s", "ratio",
-              "later images s", "ratio")]
+              "later images s", "ratio", "paired", "later paired", "later slower", "p")]
     for row in rows:
         lines.append(tuple("-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
                            for v in (row["config"], row["runs"], row["finished"],
                                      row["median_s"], row["min_s"], row["max_s"], row["ratio"],
-                                     row["later_s"], row["later_ratio"])))
+                                     row["later_s"], row["later_ratio"], row["paired_ratio"],
+                                     row["paired_later_ratio"], row["later_slower"],
+                                     row["later_p"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
                      for line in lines)

@@ -271,10 +271,24 @@ class TableTest(unittest.TestCase):
         self.assertEqual(rows["default"]["later_s"], 2.5)  # rounds 1 (1 + 1) and 2 (3)
         self.assertEqual(rows["cudefrag"]["later_s"], 2.5)  # round 3 did not finish
         self.assertEqual(rows["cudefrag"]["later_ratio"], 1.0)
+        # Paired by round: round 1 (12/10 series, 2.5/2 later) and 2 (11/11, 2.5/3); round 3
+        # did not finish for cudefrag.
+        self.assertEqual(rows["cudefrag"]["paired_ratio"], round((1.2 + 1.0) / 2, 3))
+        self.assertEqual(rows["cudefrag"]["paired_later_ratio"], round((1.25 + 2.5 / 3) / 2, 3))
+        self.assertEqual(rows["cudefrag"]["later_slower"], "1/2")
+        self.assertEqual(rows["cudefrag"]["later_p"], 1.0)
+        self.assertEqual(harness.sign_test_p(11, 17), harness.sign_test_p(6, 17))
+        self.assertAlmostEqual(harness.sign_test_p(11, 17), 0.332, places=3)
+        self.assertAlmostEqual(harness.sign_test_p(0, 5), 0.0625)
+        self.assertEqual(rows["default"]["paired_ratio"], 1.0)
         # Two files of the same rounds (two compare.sh runs) are kept apart, not added up.
         twice = {r["config"]: r for r in harness.timing_rows(records + records)}
         self.assertEqual(twice["default"]["later_s"], 2.5)
         self.assertEqual(twice["cudefrag"]["runs"], 6)
+        # As load_records tags them: the rounds of each file are paired within the file.
+        tagged = [{**r, "_source": 0} for r in records] + [{**r, "_source": 1} for r in records]
+        self.assertEqual({r["config"]: r for r in harness.timing_rows(tagged)}["cudefrag"]
+                         ["later_slower"], "2/4")
         # A timing run's own summary does not replace the traced whole-card figure.
         full = {r["config"]: r for r in harness.comparison_rows(records)}
         self.assertIsNone(full["cudefrag"]["wall_s_full_card"])
@@ -485,7 +499,8 @@ class CompareScriptTest(unittest.TestCase):
         self.assertEqual([(t["config"], t["round"], t["wall_s"]) for t in timing],
                          [("default", 1, 10.0), ("cudefrag", 1, 10.0), ("cudefrag", 2, 10.0),
                           ("default", 2, 10.0)])
-        self.assertRegex(result.stdout, r"\ncudefrag\s+2\s+2\s+10\s+10\s+10\s+1\s+-\s+-\n")
+        self.assertRegex(result.stdout,
+                         r"\ncudefrag\s+2\s+2\s+10\s+10\s+10\s+1\s+-\s+-\s+1\s+-\s+-\s+-\n")
         result, _ = self.run_compare("--timing", "many")
         self.assertEqual(result.returncode, 64)
 
