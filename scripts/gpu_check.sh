@@ -733,13 +733,16 @@ for w in diffusion transformer; do
   figure=$($py - "$out/workload_$w.jsonl" <<'PY' 2>/dev/null
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
+def steady(r):  # as compare.py's run_time: the passes after the first, when there are several
+    p = r.get("pass_seconds") or []
+    return statistics.median(p[1:]) if len(p) > 1 else r.get("seconds")
 order, times, held, bad, outside = [], {}, {}, 0, {}
 for r in runs:
     c = r["contender"]
     order.append(c) if c not in order else None
     bad += r.get("status") != "ok"
-    if r.get("seconds"):
-        times.setdefault(c, []).append(r["seconds"])
+    if steady(r):
+        times.setdefault(c, []).append(steady(r))
     if r.get("process_used_at_end") is not None and r.get("reserved_at_end") is not None:
         outside[c] = (r["process_used_at_end"] - r["reserved_at_end"]) / 2**20
     h = r.get("pool_reserved_high") if c.startswith("cudefrag") else r.get("peak_reserved")
@@ -750,8 +753,8 @@ fast = min(med.values())
 ref = min(med, key=med.get)
 rounds = {}
 for r in runs:
-    if r.get("seconds") and "round" in r:
-        rounds.setdefault(r["round"], {})[r["contender"]] = r["seconds"]
+    if steady(r) and "round" in r:
+        rounds.setdefault(r["round"], {})[r["contender"]] = steady(r)
 paired = {}
 for t in rounds.values():
     for c in t:

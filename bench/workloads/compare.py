@@ -18,7 +18,8 @@ cannot hold a slash, so give a trace a name relative to the working directory):
 
 Without --card/--bisect: every contender on the whole card, --repeat times in rounds (each round
 runs every contender once, the order rotated by one per round, so that drift of the machine falls
-on all alike); prints the median wall time of the steps, the ratio to the fastest, the paired
+on all alike); prints the median wall time of the steps (with --passes N > 1, of the passes after the first: steady state, without
+warm-up), the ratio to the fastest, the paired
 ratio (per round, the contender's time over the fastest contender's in the same round: median
 and range over the rounds, which cancels drift between rounds that the medians keep), peak
 allocated/reserved as PyTorch reports them, and for cudefrag the arena's peak physical (the
@@ -96,13 +97,24 @@ def run_one(args, contender, card=None):
     return result
 
 
+def run_time(run):
+    """The time a run is compared by: with several passes, the median of the passes after the
+    first (steady state: the first pass of the diffusion workload took 1.1-1.6 s on the H200 and
+    the later ones 0.2 s, cuDNN's and the caches' warm-up, so whole runs compared mostly warm-up);
+    with one, the run's seconds. None for a run without a time."""
+    passes = run.get("pass_seconds") or []
+    if len(passes) > 1:
+        return statistics.median(passes[1:])
+    return run.get("seconds") or None
+
+
 def paired_ratios(runs, reference):
-    """Per contender, its time over `reference`'s in each round where both have one (runs carry
-    "round"): {contender: sorted ratios}. The reference's own are all 1."""
+    """Per contender, its time (run_time) over `reference`'s in each round where both have one
+    (runs carry "round"): {contender: sorted ratios}. The reference's own are all 1."""
     by_round = {}
     for r in runs:
-        if r.get("seconds") and "round" in r:
-            by_round.setdefault(r["round"], {})[r["contender"]] = r["seconds"]
+        if run_time(r) and "round" in r:
+            by_round.setdefault(r["round"], {})[r["contender"]] = run_time(r)
     out = {}
     for times in by_round.values():
         if reference not in times:
@@ -181,15 +193,16 @@ def main():
         for i in range(args.repeat):
             for c in rotated(contenders, i):
                 record({**run_one(args, c, args.card), "round": i + 1})
-        times = {c: [r["seconds"] for r in runs if r["contender"] == c and r.get("seconds")]
+        times = {c: [run_time(r) for r in runs if r["contender"] == c and run_time(r)]
                  for c in contenders}
         medians = {c: statistics.median(t) for c, t in times.items() if t}
         fastest = min(medians.values()) if medians else None
         reference = min(medians, key=medians.get) if medians else None
         paired = paired_ratios(runs, reference) if reference else {}
         where = f"a {args.card:g} GiB card" if args.card else "the whole card"
+        timed = "passes after the first (median per run)" if args.passes > 1 else "the steps"
         print(f"\n{args.workload} --scale {args.scale:g} on {where}, {args.repeat} run(s) each; "
-              f"paired: per round, over {reference or '-'} in the same round")
+              f"time: {timed}; paired: per round, over {reference or '-'} in the same round")
         print(f"  {'contender':16s} {'status':7s} {'steps':>5s} {'median s':>9s} {'ratio':>6s} "
               f"{'paired':>6s} {'range':>11s} "
               f"{'alloc GiB':>9s} {'reserved':>9s} {'arena phys':>10s} {'outside MiB':>11s}")

@@ -40,5 +40,19 @@ class PairedTest(unittest.TestCase):
         self.assertEqual([round(r, 3) for r in paired["cudefrag+async"]], [1.02, 1.05])
 
 
+class RunTimeTest(unittest.TestCase):
+    def test_steady_passes_leave_the_first_out(self):
+        self.assertEqual(compare.run_time({"seconds": 2.0, "pass_seconds": [1.4, 0.2, 0.3, 0.25]}),
+                         0.25)
+        self.assertEqual(compare.run_time({"seconds": 2.0, "pass_seconds": [2.0]}), 2.0)
+        self.assertEqual(compare.run_time({"seconds": 2.0}), 2.0)
+        self.assertIsNone(compare.run_time({"seconds": None, "status": "oom"}))
+
+    def test_paired_ratios_use_the_steady_passes(self):
+        runs = [{"round": 1, "contender": "a", "seconds": 9.0, "pass_seconds": [8.0, 0.5, 0.5]},
+                {"round": 1, "contender": "b", "seconds": 3.0, "pass_seconds": [2.0, 0.5, 0.6]}]
+        self.assertEqual(compare.paired_ratios(runs, "a")["b"], [1.1])
+
+
 if __name__ == "__main__":
     unittest.main()
