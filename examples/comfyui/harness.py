@@ -946,8 +946,13 @@ def run_series(options, watch: LogWatch, out_file) -> int:
         profiler = None
         if index in options.profile_images and memory.cuda:
             acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
-            profiler = torch.profiler.profile(activities=acts)
-            profiler.__enter__()
+            try:
+                profiler = torch.profiler.profile(activities=acts)
+                profiler.__enter__()
+            except Exception as e:  # no CUPTI, say: the image runs unprofiled, the run goes on
+                profiler = None
+                emit({"event": "profile", "index": index,
+                      "error": f"{type(e).__name__}: {e}", **options.tags}, out_file)
         started = time.perf_counter()
         try:
             executor.execute(prompt, f"image-{index}", {}, outputs)
@@ -959,8 +964,8 @@ def run_series(options, watch: LogWatch, out_file) -> int:
                                              "exception_message": str(e)})]
         wall = time.perf_counter() - started
         if profiler is not None:
-            profiler.__exit__(None, None, None)
             try:
+                profiler.__exit__(None, None, None)
                 emit({"event": "profile", "index": index, "wall_s": round(wall, 3),
                       **profile_summary(profiler.key_averages()), **options.tags}, out_file)
             except Exception as e:  # a profiler that failed must not cost the run
