@@ -128,9 +128,12 @@ bool parse_bytes(std::string_view text, Bytes& out) noexcept {
 bool parse_option(Option o, std::string_view text, Config& out) noexcept {
   const OptionSpec& s = spec(o);
   text = trim(text);
-  // An empty value means the default: the choice or boolean the table documents, no limit, no
-  // path.
-  if (text.empty() && (s.kind == Kind::kChoice || s.kind == Kind::kBool)) text = s.default_text;
+  // An empty value means the default: the choice, boolean or count the table documents, no
+  // limit, no path.
+  if (text.empty() &&
+      (s.kind == Kind::kChoice || s.kind == Kind::kBool || s.kind == Kind::kCount)) {
+    text = s.default_text;
+  }
   switch (o) {
     case Option::kMode: {
       const int i = choice_index(s.choices, text);
@@ -166,6 +169,18 @@ bool parse_option(Option o, std::string_view text, Config& out) noexcept {
       return parse_bool(text, out.hook_dlsym);
     case Option::kFreeStacks:
       return parse_bool(text, out.free_stacks);
+    case Option::kNativeFrames: {
+      // Digits only: no sign, no spaces inside, no units; at most three of them.
+      if (text.empty() || text.size() > 3) return false;
+      int n = 0;
+      for (const char ch : text) {
+        if (ch < '0' || ch > '9') return false;
+        n = n * 10 + (ch - '0');
+      }
+      if (n < 1 || n > kMaxNativeFrames) return false;
+      out.native_frames = n;
+      return true;
+    }
     case Option::kSmallMax: {
       Bytes b = kDefaultSmallMax;
       if (!text.empty() && !parse_bytes(text, b)) return false;

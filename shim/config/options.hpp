@@ -59,6 +59,12 @@ using PathString = FixedString<kMaxPath>;
 inline constexpr Bytes kDefaultSmallMax = MiB(8);
 inline constexpr Bytes kMaxSmallMax = MiB(16);
 
+// Native frames a call stack keeps, innermost first. 64 hold a PyTorch allocation's frames from
+// the allocator to the interpreter's loop, where native frames end when Python frames are
+// recorded too; fewer cost less to unwind (about 10 ns a frame with libunwind's cache).
+inline constexpr int kDefaultNativeFrames = 64;
+inline constexpr int kMaxNativeFrames = 128;  // the recorder's capture buffer
+
 // What the shim runs with. Defaults here are the documented defaults in kOptions.
 struct Config {
   Mode mode = Mode::kArena;
@@ -69,8 +75,9 @@ struct Config {
   bool hook_dlsym = true;
   PathString stats_file;  // set by the launcher; empty: none
   Stacks stacks = Stacks::kBoth;
-  Bytes small_max = kDefaultSmallMax;  // requests up to this size share slab pages
-  bool free_stacks = false;            // frees carry call stacks too
+  Bytes small_max = kDefaultSmallMax;        // requests up to this size share slab pages
+  bool free_stacks = false;                  // frees carry call stacks too
+  int native_frames = kDefaultNativeFrames;  // 1..kMaxNativeFrames
 };
 
 enum class Option : std::uint8_t {
@@ -84,10 +91,11 @@ enum class Option : std::uint8_t {
   kStacks,
   kSmallMax,
   kFreeStacks,
+  kNativeFrames,
 };
-inline constexpr std::size_t kOptionCount = 10;
+inline constexpr std::size_t kOptionCount = 11;
 
-enum class Kind : std::uint8_t { kChoice, kBool, kBytes, kText };
+enum class Kind : std::uint8_t { kChoice, kBool, kBytes, kText, kCount };
 
 struct OptionSpec {
   Option id;
@@ -182,6 +190,16 @@ inline constexpr std::array<OptionSpec, kOptionCount> kOptions{{
      "Record call stacks with frees too, not only with allocations and out-of-memory errors. "
      "Off by default: no report uses them, and they doubled the trace's cost on a PyTorch "
      "program (docs/trace-format.md)."},
+    {Option::kNativeFrames,
+     "CUDEFRAG_NATIVE_FRAMES",
+     "--native-frames",
+     Kind::kCount,
+     "64",
+     {},
+     "a whole number from 1 to 128",
+     "Most native frames a call stack keeps, innermost (the allocator's side) first. Fewer cost "
+     "less: unwinding is most of a native stack's cost, and the launcher's \"trace cost\" line "
+     "says what a frame costs in the run."},
 }};
 
 constexpr const OptionSpec& spec(Option o) {

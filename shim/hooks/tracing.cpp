@@ -95,12 +95,14 @@ void configure_tracing(const config::Config& c) noexcept {
     o.path = std::string(c.trace.view());
     o.stacks = static_cast<trace::StackMode>(c.stacks);
     o.free_stacks = c.free_stacks;
+    o.max_native_frames = c.native_frames;
     for (const HookInfo& h : kHooks) o.entry_points.emplace_back(h.name);
     o.config = {
         {"mode", std::string(config::to_string(c.mode))},
         {"limit", std::to_string(c.limit.value)},
         {"small_max", std::to_string(c.small_max.value)},
         {"free_stacks", c.free_stacks ? "1" : "0"},
+        {"native_frames", std::to_string(c.native_frames)},
         {"stacks", std::string(config::to_string(c.stacks))},
         {"hook_dlsym", c.hook_dlsym ? "1" : "0"},
     };

@@ -151,6 +151,19 @@ TEST(LauncherRun, SummarySaysWhatTheTraceCostAndWhereItsStacksSpentIt) {
       << "the allocation's native stack was measured: " << line;
 }
 
+TEST(LauncherRun, NativeFramesCapsTheFramesACallStackKeeps) {
+  TempDir dir;
+  const std::string trace = dir.file("run.trace");
+  const Outcome o = launch({"--trace", trace, "--stacks", "native", "--native-frames", "3", "--",
+                            CUDEFRAG_TEST_PROBE, "many"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  const std::string s = single_spaced(o.err);
+  EXPECT_NE(s.find("(3.0 frames, "), std::string::npos) << "the measured capture kept 3\n" << s;
+  const Outcome bad = launch({"--native-frames", "0", "--", CUDEFRAG_TEST_PROBE, "exit"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--native-frames"), std::string::npos) << bad.err;
+}
+
 TEST(LauncherRun, SigtermToTheLauncherReachesTheProgram) {
   TempDir dir;
   const std::string started = dir.file("started");

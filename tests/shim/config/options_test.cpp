@@ -34,10 +34,11 @@ TEST(Options, DefaultsMatchTheTable) {
   EXPECT_TRUE(r.config.hook_dlsym);
   EXPECT_TRUE(r.config.stats_file.empty());
   EXPECT_EQ(r.config.stacks, Stacks::kBoth);
+  EXPECT_EQ(r.config.native_frames, 64);
   // The documented defaults are what an empty value gives.
   for (const OptionSpec& s : kOptions) {
     Config c;
-    if (s.kind == Kind::kChoice || s.kind == Kind::kBool) {
+    if (s.kind == Kind::kChoice || s.kind == Kind::kBool || s.kind == Kind::kCount) {
       EXPECT_TRUE(parse_option(s.id, s.default_text, c)) << s.env;
     }
     Config empty;
@@ -68,7 +69,8 @@ TEST(Options, EveryVariableAcceptsItsGoodValues) {
                                  {"CUDEFRAG_LIMIT", "24GiB"},
                                  {"CUDEFRAG_HOOK_DLSYM", "off"},
                                  {"CUDEFRAG_STATS_FILE", "/tmp/stats"},
-                                 {"CUDEFRAG_STACKS", "python"}});
+                                 {"CUDEFRAG_STACKS", "python"},
+                                 {"CUDEFRAG_NATIVE_FRAMES", "16"}});
   EXPECT_EQ(r.error_count, 0U);
   EXPECT_EQ(r.config.mode, Mode::kPassthrough);
   EXPECT_EQ(r.config.log_level, LogLevel::kDebug);
@@ -78,6 +80,22 @@ TEST(Options, EveryVariableAcceptsItsGoodValues) {
   EXPECT_FALSE(r.config.hook_dlsym);
   EXPECT_EQ(r.config.stats_file.view(), "/tmp/stats");
   EXPECT_EQ(r.config.stacks, Stacks::kPython);
+  EXPECT_EQ(r.config.native_frames, 16);
+}
+
+TEST(Options, NativeFramesIsAWholeNumberFromOneTo128) {
+  for (const auto& [text, frames] : std::array<std::pair<const char*, int>, 5>{
+           {{"1", 1}, {"128", 128}, {" 32 ", 32}, {"064", 64}, {"", 64}}}) {
+    Config c;
+    c.native_frames = 7;
+    EXPECT_TRUE(parse_option(Option::kNativeFrames, text, c)) << text;
+    EXPECT_EQ(c.native_frames, frames) << text;
+  }
+  for (const char* bad : {"0", "129", "-1", "+8", "12a", "1e2", "1000", "8 8", "0x10", "sixty"}) {
+    Config c;
+    EXPECT_FALSE(parse_option(Option::kNativeFrames, bad, c)) << bad;
+    EXPECT_EQ(c.native_frames, 64) << bad;
+  }
 }
 
 TEST(Options, ChoicesIgnoreCaseAndBlanks) {
