@@ -808,12 +808,15 @@ if want trace_overhead; then
 overhead_script="$repo/bench/trace/pytorch_trace_overhead.py"
 # GPU_CHECK_TRACE_WORKLOADS: the script's --workload values (default: its allocation-heavy loop,
 # then the diffusion workload, a whole inference run).
-# An item WORKLOAD/STACKS overrides GPU_CHECK_TRACE_STACKS (default both) for that run.
+# An item WORKLOAD/STACKS overrides GPU_CHECK_TRACE_STACKS (default both) for that run, and
+# WORKLOAD/STACKS/N also caps the native frames (cudefrag run --native-frames N).
 for item in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
-  tw=${item%%/*} tstacks=${GPU_CHECK_TRACE_STACKS:-both}
-  [[ $item == */* ]] && tstacks=${item#*/}
-  log="$logs/trace_overhead_${tw}_$tstacks.log"
-  name="trace overhead (PyTorch, $tw, stacks $tstacks)"
+  IFS=/ read -r tw item_stacks tframes <<<"$item"
+  tstacks=${item_stacks:-${GPU_CHECK_TRACE_STACKS:-both}}
+  frames_args=()
+  [[ -n $tframes ]] && frames_args=(--native-frames "$tframes")
+  log="$logs/trace_overhead_${tw}_$tstacks${tframes:+_$tframes}.log"
+  name="trace overhead (PyTorch, $tw, stacks $tstacks${tframes:+, $tframes native frames})"
   if [[ -z $launcher || ! -f $overhead_script ]]; then
     record "$name" SKIP "needs the launcher and $overhead_script"
   elif ! limit=$(limit_for "${GPU_CHECK_TRACE_LIMIT_S:-120}"); then
@@ -821,7 +824,7 @@ for item in ${GPU_CHECK_TRACE_WORKLOADS:-steps diffusion}; do
   else
     run_logged "$log" "$limit" $py "$overhead_script" --cudefrag "$launcher" --workload "$tw" \
       --pairs "${GPU_CHECK_TRACE_PAIRS:-4}" --budget-s "$((limit > 40 ? limit - 30 : 10))" \
-      --stacks "$tstacks" --passes "${GPU_CHECK_TRACE_PASSES:-1}"
+      --stacks "$tstacks" --passes "${GPU_CHECK_TRACE_PASSES:-1}" "${frames_args[@]}"
     rc=$?
     figure=$(grep -E "ratio|per event|timing of the trace|call stacks of traced run 1:" "$log" |
       sed 's/^pytorch_trace_overhead: //' | tr '\n' ' ')

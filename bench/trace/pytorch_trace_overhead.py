@@ -155,6 +155,8 @@ def run_once(args, trace_path):
         command += ["--limit", args.limit]
     if trace_path:
         command += ["--trace", trace_path, "--stacks", args.stacks]
+        if args.native_frames:
+            command += ["--native-frames", str(args.native_frames)]
     if args.workload == "steps":
         command += ["--", args.python, os.path.abspath(__file__), "--child",
                     "--steps", str(args.steps), "--warmup", str(args.warmup)]
@@ -203,6 +205,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--stacks", choices=("none", "native", "python", "both"), default="both",
                         help="the traced runs' call stacks (default both: the full trace)")
+    parser.add_argument("--native-frames", type=int, default=None, metavar="N",
+                        help="cudefrag run --native-frames N for the traced runs (default: the "
+                        "launcher's, 64)")
     parser.add_argument("--passes", type=int, default=1,
                         help="diffusion, transformer: workloads.py --passes (a longer run)")
     parser.add_argument("--mode", choices=("arena", "passthrough"), default="arena")
