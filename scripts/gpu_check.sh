@@ -730,42 +730,31 @@ for w in diffusion transformer; do
     --passes "${GPU_CHECK_WORKLOAD_PASSES:-1}" --out "$out/workload_$w.jsonl"
   # Per contender: status, what it held at its peak, median steps time / the fastest median
   # (with the runs' spread when repeated).
-  figure=$($py - "$out/workload_$w.jsonl" <<'PY' 2>/dev/null
+  figure=$($py - "$out/workload_$w.jsonl" "$repo/bench/workloads" <<'PY' 2>/dev/null
 import json, statistics, sys
+sys.path.insert(0, sys.argv[2])
+from compare import paired_ratios, run_time  # the table's own rules: steady passes, rounds
 runs = [json.loads(l) for l in open(sys.argv[1])]
-def steady(r):  # as compare.py's run_time: the passes after the first, when there are several
-    p = r.get("pass_seconds") or []
-    return statistics.median(p[1:]) if len(p) > 1 else r.get("seconds")
 order, times, held, bad, outside = [], {}, {}, 0, {}
 for r in runs:
     c = r["contender"]
     order.append(c) if c not in order else None
     bad += r.get("status") != "ok"
-    if steady(r):
-        times.setdefault(c, []).append(steady(r))
+    if run_time(r):
+        times.setdefault(c, []).append(run_time(r))
     if r.get("process_used_at_end") is not None and r.get("reserved_at_end") is not None:
         outside[c] = (r["process_used_at_end"] - r["reserved_at_end"]) / 2**20
     h = r.get("pool_reserved_high") if c.startswith("cudefrag") else r.get("peak_reserved")
     held[c] = max(held.get(c, 0), h or 0)
 med = {c: statistics.median(t) for c, t in times.items()}
 fast = min(med.values())
-# Paired: per round, over the fastest contender's time in the same round (compare.py's rounds).
-ref = min(med, key=med.get)
-rounds = {}
-for r in runs:
-    if steady(r) and "round" in r:
-        rounds.setdefault(r["round"], {})[r["contender"]] = steady(r)
-paired = {}
-for t in rounds.values():
-    for c in t:
-        if ref in t:
-            paired.setdefault(c, []).append(t[c] / t[ref])
+paired = paired_ratios(runs, min(med, key=med.get))
 parts = []
 for c in order:
     t = times.get(c, [])
     spread = " [%.3f-%.3f s]" % (min(t), max(t)) if len(t) > 1 else ""
     out = " outside %.0fM" % outside[c] if c in outside else ""
-    pr = sorted(paired.get(c, []))
+    pr = paired.get(c, [])
     pair = " paired %.3f [%.3f-%.3f]" % (statistics.median(pr), pr[0], pr[-1]) if len(pr) > 1 else ""
     parts.append("%s %.2fG %.3fx of %.3f s, n=%d%s%s%s" % (c, held[c] / 2**30, med.get(c, 0) / fast,
                                                            fast, len(t), spread, pair, out))

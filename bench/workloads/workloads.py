@@ -185,23 +185,31 @@ class Transformer(nn.Module):
         return self.head(self.norm(x[:, -1:])), new
 
 
-def pool_figures():
-    """The default pool's ReservedMemHigh and UsedMemHigh, through the global symbol scope (where
-    a preloaded shim's cudaMemPoolGetAttribute comes first); None when unreachable."""
+# The default memory pool's attributes (cudaMemPoolAttr): under `cudefrag run` the arena answers.
+POOL_RESERVED_CURRENT, POOL_RESERVED_HIGH, POOL_USED_HIGH = 5, 6, 8
+
+
+def pool_attribute(attr, device_index):
+    """The device's default memory pool's attribute `attr`, read through the global symbol scope
+    (where a preloaded shim's cudaMemPoolGetAttribute comes first); None when unreachable."""
     try:
         scope = ctypes.CDLL(None)
         get_pool = scope.cudaDeviceGetDefaultMemPool
         get_attr = scope.cudaMemPoolGetAttribute
     except (OSError, AttributeError):
-        return None, None
+        return None
     pool = ctypes.c_void_p()
-    if get_pool(ctypes.byref(pool), torch.cuda.current_device()) != 0:
-        return None, None
-    values = []
-    for attr in (6, 8):  # cudaMemPoolAttrReservedMemHigh, cudaMemPoolAttrUsedMemHigh
-        v = ctypes.c_uint64()
-        values.append(v.value if get_attr(pool, attr, ctypes.byref(v)) == 0 else None)
-    return values[0], values[1]
+    if get_pool(ctypes.byref(pool), device_index) != 0:
+        return None
+    v = ctypes.c_uint64()
+    return v.value if get_attr(pool, attr, ctypes.byref(v)) == 0 else None
+
+
+def pool_figures():
+    """The default pool's ReservedMemHigh and UsedMemHigh on the current device."""
+    device_index = torch.cuda.current_device()
+    return (pool_attribute(POOL_RESERVED_HIGH, device_index),
+            pool_attribute(POOL_USED_HIGH, device_index))
 
 
 def under_cudefrag():
@@ -218,15 +226,9 @@ def allocator_held(device):
     backend (with PYTORCH_NO_CUDA_MEMORY_CACHING, torch.cuda.memory_reserved() says 0, and with
     the native allocator it leaves out the arena's own cache); else memory_reserved()."""
     if under_cudefrag():
-        try:
-            scope = ctypes.CDLL(None)
-            pool = ctypes.c_void_p()
-            if scope.cudaDeviceGetDefaultMemPool(ctypes.byref(pool), device.index or 0) == 0:
-                v = ctypes.c_uint64()
-                if scope.cudaMemPoolGetAttribute(pool, 5, ctypes.byref(v)) == 0:  # ReservedMemCurrent
-                    return v.value
-        except (OSError, AttributeError):
-            pass
+        held = pool_attribute(POOL_RESERVED_CURRENT, device.index or 0)
+        if held is not None:
+            return held
     return torch.cuda.memory_reserved(device)
 
 

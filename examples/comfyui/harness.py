@@ -529,6 +529,13 @@ def timing_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def aligned(lines: list[tuple]) -> str:
+    """Rows of cells as text columns, each as wide as its widest cell, two spaces apart."""
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
 def profile_rows(records: list[dict]) -> list[dict]:
     """Per config, the profiled images (harness.py --profile-images; 'profile' lines): how
     many, and the medians of their wall, device and host self time. Where the wall time differs
@@ -552,9 +559,7 @@ def format_profiles(rows: list[dict]) -> str:
     lines = [("config", "images", "wall s", "device ms", "host self ms")]
     lines += [(r["config"], str(r["images"]), f"{r['wall_s']:g}", f"{r['device_ms']:g}",
                f"{r['host_self_ms']:g}") for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
-                     for line in lines)
+    return aligned(lines)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -573,9 +578,7 @@ def format_table(rows: list[dict]) -> str:
                       cell(row["largest_failing_gib"], " GiB"), cell(row["wall_s_at_smallest"]),
                       cell(row["tiled_at_smallest"]), cell(row["wall_s_full_card"]),
                       cell(row["runs"])))
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()
-                     for line in lines)
+    return aligned(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1080,9 +1083,7 @@ def format_timing(rows: list[dict]) -> str:
                                      row["later_s"], row["later_ratio"], row["paired_ratio"],
                                      row["paired_later_ratio"], row["later_slower"],
                                      row["later_p"])))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
-                     for line in lines)
+    return aligned(lines)
 
 
 def main(argv: list[str]) -> int:

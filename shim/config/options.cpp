@@ -170,8 +170,9 @@ bool parse_option(Option o, std::string_view text, Config& out) noexcept {
     case Option::kFreeStacks:
       return parse_bool(text, out.free_stacks);
     case Option::kNativeFrames: {
-      // Digits only: no sign, no spaces inside, no units; at most three of them.
-      if (text.empty() || text.size() > 3) return false;
+      // Digits only: no sign, no spaces inside, no units; at most three of them. (Empty became
+      // the default above.)
+      if (text.size() > 3) return false;
       int n = 0;
       for (const char ch : text) {
         if (ch < '0' || ch > '9') return false;

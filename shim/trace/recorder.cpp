@@ -295,8 +295,9 @@ ThreadSlot& Recorder::Impl::slot() {
 std::uint32_t Recorder::Impl::capture_stack(ThreadSlot& s) {
   if (options.stacks == StackMode::kNone || s.capturing) return 0;
   s.capturing = true;
+  // Only the sampled capture writes the flag back: the others read one thread-local byte.
   const bool measure = t_measure_capture;
-  t_measure_capture = false;
+  if (measure) t_measure_capture = false;
   TimeNs t0;
   TimeNs t1;
   TimeNs t2;
