@@ -46,8 +46,13 @@ int fail(const std::string& message) {
 // In mode arena, with no PYTORCH_CUDA_ALLOC_CONF in the environment and no
 // --keep-torch-alloc-conf, sets it to backend:cudaMallocAsync. Returns what it did, for the user;
 // empty when it left the environment alone. Call after the options are in the environment.
+// PYTORCH_NO_CUDA_MEMORY_CACHING set is a choice too: it applies to PyTorch's native allocator
+// only, so the async backend would silently undo it (README, "Which PyTorch allocator").
 std::string choose_torch_alloc_conf(const RunOptions& o) {
-  if (o.keep_torch_alloc_conf || std::getenv("PYTORCH_CUDA_ALLOC_CONF") != nullptr) return {};
+  if (o.keep_torch_alloc_conf || std::getenv("PYTORCH_CUDA_ALLOC_CONF") != nullptr ||
+      std::getenv("PYTORCH_NO_CUDA_MEMORY_CACHING") != nullptr) {
+    return {};
+  }
   config::Config c;  // the defaults, mode arena among them
   if (const char* mode = std::getenv(config::spec(config::Option::kMode).env.data())) {
     if (!config::parse_option(config::Option::kMode, mode, c)) return {};

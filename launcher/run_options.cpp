@@ -98,7 +98,8 @@ std::string run_usage() {
        "  --keep-torch-alloc-conf\n      In mode arena, leave PYTORCH_CUDA_ALLOC_CONF unset when "
        "it is\n"
        "      (default: set it to backend:cudaMallocAsync, so that every PyTorch tensor is one\n"
-       "      arena allocation; a value the program's environment already has is never changed).\n";
+       "      arena allocation; a value the program's environment already has is never changed,\n"
+       "      nor is it set when PYTORCH_NO_CUDA_MEMORY_CACHING is).\n";
   return u;
 }
 

@@ -75,8 +75,8 @@ TEST(LauncherRun, OptionsReachTheProgramAsEnvironment) {
 }
 
 // In mode arena PyTorch is asked for backend:cudaMallocAsync when the user chose no allocator;
-// a value the environment has (even empty), --keep-torch-alloc-conf or mode passthrough leave
-// the variable as it is.
+// a value the environment has (even empty), PYTORCH_NO_CUDA_MEMORY_CACHING,
+// --keep-torch-alloc-conf or mode passthrough leave the variable as it is.
 TEST(LauncherRun, PyTorchGetsTheAsyncBackendUnlessTheUserChoseOne) {
   TempDir dir;
   const std::string out = dir.file("conf");
@@ -97,6 +97,11 @@ TEST(LauncherRun, PyTorchGetsTheAsyncBackendUnlessTheUserChoseOne) {
   EnvChanges empty = kEnv;
   empty.emplace_back("PYTORCH_CUDA_ALLOC_CONF", "");
   EXPECT_EQ(conf_seen({"--quiet"}, empty), "");
+  // PyTorch's uncached mode is a choice of the native allocator, which the async backend would
+  // override.
+  EnvChanges uncached = kEnv;
+  uncached.emplace_back("PYTORCH_NO_CUDA_MEMORY_CACHING", "1");
+  EXPECT_EQ(conf_seen({"--quiet"}, uncached), "unset");
   // Without --quiet the launcher says what it chose.
   const Outcome o = launch({"--", "/bin/true"});
   EXPECT_NE(o.err.find("PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync"), std::string::npos)
