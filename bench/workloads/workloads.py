@@ -284,6 +284,12 @@ def transformer_steps(scale, device):
         lambda: step(16, 1)
 
 
+def is_cuda_out_of_memory(error):
+    """Whether a CUDA error PyTorch raised is cudaErrorMemoryAllocation ("CUDA error: out of
+    memory"), as it words the failure of a cudaMalloc it checks outside its caching allocator."""
+    return "CUDA error: out of memory" in str(error)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workload", choices=["diffusion", "transformer"])
@@ -324,7 +330,12 @@ def main():
                           f"allocated {torch.cuda.max_memory_allocated(device)} "
                           f"reserved {torch.cuda.max_memory_reserved(device)}", flush=True)
                 result["pass_seconds"].append(round(time.perf_counter() - pass_start, 4))
-    except torch.cuda.OutOfMemoryError as e:
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
+        # Under PYTORCH_NO_CUDA_MEMORY_CACHING PyTorch checks cudaMalloc like any CUDA call: an
+        # out-of-memory error arrives as a generic CUDA error (torch.AcceleratorError, a
+        # RuntimeError) that says "out of memory". Any other error is not an outcome: re-raised.
+        if not isinstance(e, torch.cuda.OutOfMemoryError) and not is_cuda_out_of_memory(e):
+            raise
         result["status"] = "oom"
         result["failed_step"] = result["steps"]
         print(f"workloads: {args.workload} out of memory: {str(e).splitlines()[0]}", flush=True)
