@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "analyzer/replay/model.hpp"
 #include "analyzer/replay/trace_ops.hpp"
@@ -30,16 +31,23 @@ struct Failure {
 
 struct RunResult {
   Bytes peak_reserved;
+  // The model's peak at the end of each repetition (running, so never falling): equal entries
+  // mean the repetitions after the first needed nothing the first did not.
+  std::vector<Bytes> peak_by_repetition;
   std::uint64_t driver_allocations = 0;  // Model::driver_allocations() at the end of the run
   std::optional<Failure> failure;        // the first request that failed; the run stops there
 };
 
-// Runs `kind` over the trace with `cap` bytes available. False when the trace cannot be read.
-bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out);
+// Runs `kind` over the trace with `cap` bytes available, `repeat` times in a row on one model:
+// before each repetition after the first, what the last one left live is freed (a program doing
+// the same work again, not one that keeps the first run's memory). Failure times are those of
+// the trace, whichever repetition failed. False when the trace cannot be read.
+bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out, unsigned repeat = 1);
 
 struct FitOptions {
   Bytes step = MiB(256);
   Bytes overhead = MiB(512);  // the CUDA context's, taken from every card
+  unsigned repeat = 1;        // run_model's: the card must hold every repetition
 };
 
 // The smallest multiple of `step` on which the run fits; nullopt when the trace cannot be read.

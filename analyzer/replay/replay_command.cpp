@@ -19,10 +19,11 @@ using replay::ModelKind;
 
 struct ModelResult {
   ModelKind kind = ModelKind::kNative;
-  Bytes peak;                            // with no cap
-  std::uint64_t driver_allocations = 0;  // with no cap
-  std::optional<Bytes> smallest;         // smallest card
-  replay::RunResult on_card;             // on the card checked
+  Bytes peak;                             // with no cap
+  std::vector<Bytes> peak_by_repetition;  // with no cap
+  std::uint64_t driver_allocations = 0;   // with no cap
+  std::optional<Bytes> smallest;          // smallest card
+  replay::RunResult on_card;              // on the card checked
   std::string failure_site;
 };
 
@@ -85,7 +86,12 @@ std::string text_output(const replay::ReplayOptions& o, const replay::TraceSumma
   }
   t += "every card loses " + bytes_text(o.context.value) +
        " to the CUDA context (--context); smallest cards in steps of " +
-       bytes_text(o.card_step.value) + " (--card-step)\n\n";
+       bytes_text(o.card_step.value) + " (--card-step)\n";
+  if (o.repeat > 1) {
+    t += "each model plays the trace " + std::to_string(o.repeat) +
+         " times in a row (--repeat), freeing what one time left live before the next\n";
+  }
+  t += "\n";
 
   const std::string card_column =
       card ? "on the " + card_text(*card) + " card" : "on the recorded card";
@@ -101,6 +107,15 @@ std::string text_output(const replay::ReplayOptions& o, const replay::TraceSumma
                   ratio_text(r.peak, s.peak_live).c_str(), r.driver_allocations, smallest.c_str(),
                   verdict.c_str());
     t += line;
+  }
+  if (o.repeat > 1) {
+    t += "\npeak held after each time through the trace (no cap):\n";
+    for (const ModelResult& r : results) {
+      std::snprintf(line, sizeof line, "%-11s", std::string(replay::model_name(r.kind)).c_str());
+      t += line;
+      for (const Bytes b : r.peak_by_repetition) t += " " + bytes_text(b.value);
+      t += "\n";
+    }
   }
   for (const ModelResult& r : results) {
     if (!card || !r.on_card.failure) continue;
@@ -141,6 +156,7 @@ std::string json_output(const replay::ReplayOptions& o, const replay::TraceSumma
   j.key("peak_live_time").seconds(static_cast<std::int64_t>(s.peak_live_ns));
   j.field("context_overhead", o.context.value);
   j.field("card_step", o.card_step.value);
+  j.field("repeat", static_cast<std::uint64_t>(o.repeat));
   if (card) {
     j.field("card", card->value);
   } else {
@@ -152,6 +168,9 @@ std::string json_output(const replay::ReplayOptions& o, const replay::TraceSumma
     j.field("name", replay::model_name(r.kind));
     j.field("peak_reserved", r.peak.value);
     j.field("driver_allocations", r.driver_allocations);
+    j.key("peak_reserved_by_repetition").begin_array();
+    for (const Bytes b : r.peak_by_repetition) j.value(b.value);
+    j.end_array();
     if (r.smallest) {
       j.field("smallest_card", r.smallest->value);
     } else {
@@ -211,13 +230,14 @@ int replay_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
 
   std::vector<ModelResult> results;
   if (s.device) {
-    const replay::FitOptions fit{o.card_step, o.context};
+    const replay::FitOptions fit{o.card_step, o.context, o.repeat};
     for (const ModelKind kind : o.models) {
       ModelResult r;
       r.kind = kind;
       replay::RunResult unlimited;
-      bool ok = replay::run_model(trace, kind, replay::kNoCap, unlimited);
+      bool ok = replay::run_model(trace, kind, replay::kNoCap, unlimited, o.repeat);
       r.peak = unlimited.peak_reserved;
+      r.peak_by_repetition = unlimited.peak_by_repetition;
       r.driver_allocations = unlimited.driver_allocations;
       if (ok) r.smallest = replay::smallest_card(trace, kind, r.peak, fit);
       if (ok && card) {
@@ -226,7 +246,7 @@ int replay_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
         if (cap >= r.peak) {
           r.on_card = unlimited;
         } else {
-          ok = replay::run_model(trace, kind, cap, r.on_card);
+          ok = replay::run_model(trace, kind, cap, r.on_card, o.repeat);
         }
         if (r.on_card.failure) {
           r.failure_site = trace.site(r.on_card.failure->stack, r.on_card.failure->entry);

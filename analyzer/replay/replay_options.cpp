@@ -9,7 +9,7 @@ namespace cudefrag::analyzer::replay {
 
 const char* const kReplayUsage =
     "usage: cudefrag replay TRACE [--device N] [--card GiB] [--card-step GiB] [--context GiB]\n"
-    "                             [--json FILE|-] [--model NAME...]\n"
+    "                             [--json FILE|-] [--model NAME...] [--repeat N]\n"
     "Replays the trace's allocations and frees through models of the allocators a program\n"
     "could use, and prints for each the memory it would have held, the smallest card the run\n"
     "fits on, and where it fails on the card the trace was recorded on (or on --card).\n"
@@ -19,7 +19,10 @@ const char* const kReplayUsage =
     "  --context GiB    memory the CUDA context takes from every card (default 0.5)\n"
     "  --json FILE|-    write JSON to FILE, or to stdout instead of the text\n"
     "  --model NAME...  native, expandable, async, cudefrag (several after one --model,\n"
-    "                   repeated, or comma-separated; default: all)\n";
+    "                   repeated, or comma-separated; default: all)\n"
+    "  --repeat N       play the trace N times in a row (1-1000, default 1), each time\n"
+    "                   freeing first what the last time left live: whether a model's memory\n"
+    "                   settles when a program does the same work again\n";
 
 namespace {
 
@@ -57,7 +60,7 @@ ParsedReplayArgs parse_replay_args(std::span<char* const> args) {
       return parsed;
     }
     const bool takes_value = a == "--device" || a == "--card" || a == "--card-step" ||
-                             a == "--context" || a == "--json" || a == "--model";
+                             a == "--context" || a == "--json" || a == "--model" || a == "--repeat";
     if (takes_value) {
       if (i + 1 >= args.size()) {
         parsed.error = std::string(a) + " needs a value";
@@ -80,6 +83,11 @@ ParsedReplayArgs parse_replay_args(std::span<char* const> args) {
         good = parse_gib(v, true, o.context);
       } else if (a == "--json") {
         o.json = std::string(v);
+      } else if (a == "--repeat") {
+        unsigned n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        good = ec == std::errc{} && end == v.data() + v.size() && n >= 1 && n <= kMaxRepeat;
+        o.repeat = n;
       } else {
         good = add_models(v, o.models);
         // `--model native expandable`: the names that follow are models too.

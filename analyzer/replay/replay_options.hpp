@@ -10,6 +10,8 @@
 
 namespace cudefrag::analyzer::replay {
 
+inline constexpr unsigned kMaxRepeat = 1000;
+
 struct ReplayOptions {
   std::string trace;
   std::optional<int> device;        // default: the device of the first allocation
@@ -18,6 +20,7 @@ struct ReplayOptions {
   Bytes context = MiB(512);         // --context GiB: the CUDA context's share of every card
   std::optional<std::string> json;  // a file, or "-" for stdout (then no text)
   std::vector<ModelKind> models;    // default: all, in kAllModels order
+  unsigned repeat = 1;              // --repeat N: the trace played N times in a row (1-1000)
 };
 
 struct ParsedReplayArgs {

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "tests/analyzer/report/trace_builder.hpp"
 
@@ -87,6 +88,31 @@ TEST_F(FitTest, AFailedRunSaysWhichRequestFailed) {
   EXPECT_EQ(r.failure->time_ns, 17 * kMs);
   EXPECT_EQ(r.failure->live, MiB(40));
   EXPECT_EQ(r.failure->reserved, MiB(100));
+}
+
+// Played again, each model finds the first time's memory free and needs no more of it: its peak
+// after every repetition is the peak of one.
+TEST_F(FitTest, RepeatedRunsStartFromWhatTheLastLeftAndCountEachPeak) {
+  TraceOps trace(path_, std::nullopt);
+  ASSERT_TRUE(trace.scan()) << trace.error();
+  for (const ModelKind kind : kAllModels) {
+    RunResult once;
+    ASSERT_TRUE(run_model(trace, kind, kNoCap, once));
+    ASSERT_EQ(once.peak_by_repetition.size(), 1u);
+    EXPECT_EQ(once.peak_by_repetition[0], once.peak_reserved);
+    RunResult thrice;
+    ASSERT_TRUE(run_model(trace, kind, kNoCap, thrice, 3));
+    EXPECT_EQ(thrice.peak_by_repetition, std::vector<Bytes>(3, once.peak_reserved))
+        << model_name(kind);
+    EXPECT_FALSE(thrice.failure.has_value());
+  }
+  // On a card too small for one run the native model fails the first time through (at 17 ms)
+  // and no repetition follows.
+  RunResult tight;
+  ASSERT_TRUE(run_model(trace, ModelKind::kNative, MiB(100), tight, 3));
+  ASSERT_TRUE(tight.failure.has_value());
+  EXPECT_EQ(tight.failure->time_ns, 17 * kMs);
+  EXPECT_TRUE(tight.peak_by_repetition.empty());
 }
 
 TEST(TraceOps, AMissingTraceIsAnError) {

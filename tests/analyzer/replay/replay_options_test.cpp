@@ -22,6 +22,17 @@ TEST(ReplayOptions, Defaults) {
   EXPECT_EQ(p.options->context, MiB(512));
   EXPECT_FALSE(p.options->card.has_value());
   EXPECT_EQ(p.options->models.size(), 4u);
+  EXPECT_EQ(p.options->repeat, 1u);
+}
+
+TEST(ReplayOptions, RepeatIsAWholeNumberFromOneToAThousand) {
+  const auto p = parse({"t", "--repeat", "8"});
+  ASSERT_TRUE(p.options.has_value()) << p.error;
+  EXPECT_EQ(p.options->repeat, 8u);
+  EXPECT_EQ(parse({"t", "--repeat", "1000"}).options->repeat, 1000u);
+  for (const char* bad : {"0", "1001", "-1", "2.5", "x", ""}) {
+    EXPECT_NE(parse({"t", "--repeat", bad}).error.find("--repeat"), std::string::npos) << bad;
+  }
 }
 
 TEST(ReplayOptions, ValuesAndModels) {
