@@ -115,6 +115,17 @@ Bytes Arena::Impl::under_limit() const {
   return physical < limit ? limit - physical : Bytes{};
 }
 
+std::optional<Bytes> Arena::Impl::under_growth_budget(Bytes min) const {
+  if (options.grow_percent == 0) return std::nullopt;
+  const std::uint64_t base = std::max(c.peak_live.load(std::memory_order_relaxed),
+                                      c.live.load(std::memory_order_relaxed) + min.value);
+  // base x percent / 100, exactly (to the byte) and without overflow for any byte count.
+  const std::uint64_t budget =
+      base / 100 * options.grow_percent + base % 100 * options.grow_percent / 100;
+  const std::uint64_t physical = c.physical.load(std::memory_order_relaxed);
+  return Bytes{budget > physical ? budget - physical : 0};
+}
+
 Bytes Arena::Impl::slack(Bytes size) const {
   const std::uint32_t shift =
       tight.load(std::memory_order_relaxed) ? options.tight_slack_shift : options.reuse_slack_shift;
@@ -292,6 +303,7 @@ ArenaStats Arena::Impl::stats() const {
   s.remaps = load(c.remaps);
   s.joins = load(c.joins);
   s.reclaims = load(c.reclaims);
+  s.budget_rebuilds = load(c.budget_rebuilds);
   const StreamFences::Counts f = fences.counts();
   s.device_syncs = f.device_syncs;
   s.events_recorded = f.events_recorded;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct Arena::Impl {
   Bytes slack(Bytes size) const;
   // What the limit still allows the arena to create: limit - physical, at least 0.
   Bytes under_limit() const;
+  // What may still be created before physical memory passes the growth budget
+  // (ArenaOptions::grow_percent) for a request of `min`; nullopt when there is no budget.
+  std::optional<Bytes> under_growth_budget(Bytes min) const;
 
   // --- slow path (arena_slow.cpp); all need slow_mu held ---
   AllocResult allocate_small_slow(std::uint32_t class_index, Bytes size, StreamIndex by);
@@ -132,6 +136,7 @@ struct Arena::Impl {
     std::atomic<std::uint64_t> remaps{0};
     std::atomic<std::uint64_t> joins{0};
     std::atomic<std::uint64_t> reclaims{0};
+    std::atomic<std::uint64_t> budget_rebuilds{0};
     std::atomic<std::uint64_t> trims{0};
     std::atomic<std::uint64_t> out_of_memory{0};
     // Time inside the slow paths (allocation and trim), backend calls and waits included.

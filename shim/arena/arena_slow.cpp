@@ -170,7 +170,21 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
     if (Range* r = from_cache()) return r;
   }
 
-  // 3. New memory, while the limit allows.
+  // 3. Past the growth budget: rebuild from cached memory already known idle before growing
+  //    (ArenaOptions::grow_percent). No waiting: ranges whose frees are not yet fenced stay.
+  //    When the idle cache cannot cover the part above the budget, nothing is unmapped and
+  //    the request grows the arena as below.
+  if (const std::optional<Bytes> room = under_growth_budget(min); room && *room < min) {
+    bool built = false;
+    if (Range* r = reclaim_and_build(min, max, *room, state, requested, status, &built)) {
+      bump(c.budget_rebuilds);
+      return r;
+    }
+    if (built && *status != vmm::Status::kOutOfMemory) return nullptr;
+    *status = vmm::Status::kOk;
+  }
+
+  // 4. New memory, while the limit allows.
   bool device_short = false;
   if (Bytes{c.physical.load(std::memory_order_relaxed)} + min <= limit) {
     if (Range* r = build(min, max, {}, state, requested, status)) {
@@ -181,14 +195,14 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
     device_short = true;
   }
 
-  // 4. Stream-ordered frees not yet known complete: wait for their streams, then the caches
+  // 5. Stream-ordered frees not yet known complete: wait for their streams, then the caches
   //    again.
   if (fences.has_unfenced()) {
     fence_everything();
     if (Range* r = from_cache()) return r;
   }
 
-  // 5. Reclaim: unmap idle cached ranges and stitch their physical memory into a new range.
+  // 6. Reclaim: unmap idle cached ranges and stitch their physical memory into a new range.
   //    Memory is short from here on: reuses stop granting more than they must.
   tight.store(true, std::memory_order_relaxed);
   Bytes headroom = under_limit();

@@ -334,6 +334,64 @@ TEST(Arena, ReuseGrantsNoSlackWhileMemoryIsShort) {
   EXPECT_EQ(arena->allocation_range(must_allocate(*arena, MiB(46)))->granted, MiB(50));
 }
 
+// Growth budget (ArenaOptions::grow_percent): a request that would take physical memory past
+// the budget is rebuilt from idle cache first, here with a budget of 100 % of the largest live
+// figure. A 64 MiB range, freed, cannot serve 96 MiB whole; growing would hold 160 MiB for a
+// 96 MiB peak, so its handle is stitched behind the new range with 32 MiB created beside it.
+TEST(Arena, PastTheGrowthBudgetARequestIsRebuiltFromIdleCache) {
+  for (const std::uint32_t grow : {100u, 0u}) {
+    HostArenaConfig config;
+    config.capacity = MiB(512);
+    config.options.grow_percent = grow;
+    auto arena = make_host_arena(config);
+    const DevicePtr first = must_allocate(*arena, MiB(64));
+    ASSERT_EQ(arena->free(first, {}, FreeKind::kLegacy), FreeResult::kOk);
+    const DevicePtr second = must_allocate(*arena, MiB(96));
+    const ArenaStats s = arena->stats();
+    if (grow == 0) {  // no budget: the arena grows while the limit allows
+      EXPECT_EQ(s.physical, MiB(160));
+      EXPECT_EQ(s.stitches, 0u);
+      EXPECT_EQ(s.budget_rebuilds, 0u);
+    } else {
+      EXPECT_EQ(s.physical, MiB(96));
+      EXPECT_EQ(s.budget_rebuilds, 1u);
+      EXPECT_EQ(s.stitches, 1u);
+      EXPECT_EQ(s.remaps, 1u);
+      EXPECT_EQ(s.handles_created, 2u);
+      EXPECT_EQ(s.handles_released, 0u);
+      EXPECT_FALSE(s.out_of_memory);
+    }
+    EXPECT_EQ(arena->allocation_range(second)->granted, MiB(96));
+    ASSERT_EQ(arena->free(second, {}, kAsyncFree), FreeResult::kOk);
+  }
+}
+
+// The budget never waits for the device: memory whose stream-ordered free is not yet known
+// complete stays where it is, and the arena grows instead (the limit still allows it).
+TEST(Arena, TheGrowthBudgetTakesOnlyMemoryKnownIdle) {
+  HostArenaConfig config;
+  config.capacity = MiB(512);
+  config.options.grow_percent = 100;
+  auto arena = make_host_arena(config);
+  vmm::HostStream s1;
+  vmm::HostStream s2;
+  std::atomic<bool> go{false};
+  const DevicePtr first = must_allocate(*arena, MiB(64), s1.ref());
+  s1.enqueue([&] {
+    while (!go.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  });
+  ASSERT_EQ(arena->free(first, s1.ref(), kAsyncFree), FreeResult::kOk);
+  const DevicePtr second = must_allocate(*arena, MiB(96), s2.ref());
+  const ArenaStats s = arena->stats();
+  EXPECT_EQ(s.physical, MiB(160));
+  EXPECT_EQ(s.budget_rebuilds, 0u);
+  EXPECT_EQ(s.event_waits, 0u);
+  EXPECT_EQ(s.device_syncs, 0u);
+  go = true;
+  s1.synchronize();
+  ASSERT_EQ(arena->free(second, s2.ref(), kAsyncFree), FreeResult::kOk);
+}
+
 // The slow paths' time is counted (what the launcher's summary reports), the fast paths' not.
 TEST(Arena, TimesItsSlowPathsOnly) {
   auto arena = make_host_arena({});
