@@ -38,9 +38,10 @@ std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap) {
       return std::make_unique<CachingModel>(CachingFlavor::kAsyncPool, cap);
     case ModelKind::kArena: {
       // What `cudefrag run` gives a program that sets nothing: the shim's small-request
-      // threshold, not the arena library's own default.
+      // threshold and growth budget, not the arena library's own defaults.
       arena::ArenaOptions options;
       options.small_threshold = config::kDefaultSmallMax;
+      options.grow_percent = config::kDefaultGrowPercent;
       return std::make_unique<ArenaModel>(cap, options);
     }
   }

@@ -182,6 +182,18 @@ bool parse_option(Option o, std::string_view text, Config& out) noexcept {
       out.native_frames = n;
       return true;
     }
+    case Option::kGrow: {
+      // Digits only, at most five: 0 (no budget) or a percentage in range.
+      if (text.size() > 5) return false;
+      std::uint32_t n = 0;
+      for (const char ch : text) {
+        if (ch < '0' || ch > '9') return false;
+        n = n * 10 + static_cast<std::uint32_t>(ch - '0');
+      }
+      if (n != 0 && (n < kMinGrowPercent || n > kMaxGrowPercent)) return false;
+      out.grow_percent = n;
+      return true;
+    }
     case Option::kSmallMax: {
       Bytes b = kDefaultSmallMax;
       if (!text.empty() && !parse_bytes(text, b)) return false;

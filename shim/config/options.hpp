@@ -65,6 +65,13 @@ inline constexpr Bytes kMaxSmallMax = MiB(16);
 inline constexpr int kDefaultNativeFrames = 64;
 inline constexpr int kMaxNativeFrames = 128;  // the recorder's capture buffer
 
+// How far the arena grows with room to spare (arena::ArenaOptions::grow_percent): 200 held the
+// shipped H200 traces, replayed 8 times over, at about twice their peak live bytes, where
+// growing while the limit allowed reached 3.5-3.8 times and kept growing (docs/arena.md).
+inline constexpr std::uint32_t kDefaultGrowPercent = 200;
+inline constexpr std::uint32_t kMinGrowPercent = 100;  // below: more than is live, never less
+inline constexpr std::uint32_t kMaxGrowPercent = 10000;
+
 // What the shim runs with. Defaults here are the documented defaults in kOptions.
 struct Config {
   Mode mode = Mode::kArena;
@@ -75,9 +82,10 @@ struct Config {
   bool hook_dlsym = true;
   PathString stats_file;  // set by the launcher; empty: none
   Stacks stacks = Stacks::kBoth;
-  Bytes small_max = kDefaultSmallMax;        // requests up to this size share slab pages
-  bool free_stacks = false;                  // frees carry call stacks too
-  int native_frames = kDefaultNativeFrames;  // 1..kMaxNativeFrames
+  Bytes small_max = kDefaultSmallMax;                // requests up to this size share slab pages
+  bool free_stacks = false;                          // frees carry call stacks too
+  int native_frames = kDefaultNativeFrames;          // 1..kMaxNativeFrames
+  std::uint32_t grow_percent = kDefaultGrowPercent;  // 0, or kMinGrowPercent..kMaxGrowPercent
 };
 
 enum class Option : std::uint8_t {
@@ -92,8 +100,9 @@ enum class Option : std::uint8_t {
   kSmallMax,
   kFreeStacks,
   kNativeFrames,
+  kGrow,
 };
-inline constexpr std::size_t kOptionCount = 11;
+inline constexpr std::size_t kOptionCount = 12;
 
 enum class Kind : std::uint8_t { kChoice, kBool, kBytes, kText, kCount };
 
@@ -200,6 +209,18 @@ inline constexpr std::array<OptionSpec, kOptionCount> kOptions{{
      "Most native frames a call stack keeps, innermost (the allocator's side) first. Fewer cost "
      "less: unwinding is most of a native stack's cost, and the launcher's \"trace cost\" line "
      "says what a frame costs in the run."},
+    {Option::kGrow,
+     "CUDEFRAG_GROW",
+     "--grow",
+     Kind::kCount,
+     "200",
+     {},
+     "0, or a whole number of percent from 100 to 10000",
+     "How far the arena grows while the limit leaves room: it creates new memory only while what "
+     "it holds stays within this percentage of the most that was live (or of what is live plus "
+     "the request); past that, a request is first rebuilt from cached memory the GPU is done "
+     "with (remapped, never waiting for the GPU). 0: grow while the limit allows (fewest "
+     "remaps, most memory held)."},
 }};
 
 constexpr const OptionSpec& spec(Option o) {

@@ -85,6 +85,7 @@ arena::Arena* create(DeviceOrdinal d, DeviceState& s) noexcept {
     arena::ArenaOptions options;
     options.limit = arena_limit();
     options.small_threshold = active_config().small_max;
+    options.grow_percent = active_config().grow_percent;
     std::unique_ptr<arena::Arena> made =
         arena::Arena::create(with_per_thread_streams(std::move(backend)), options, &why);
     if (made == nullptr) {

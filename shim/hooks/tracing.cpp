@@ -103,6 +103,7 @@ void configure_tracing(const config::Config& c) noexcept {
         {"small_max", std::to_string(c.small_max.value)},
         {"free_stacks", c.free_stacks ? "1" : "0"},
         {"native_frames", std::to_string(c.native_frames)},
+        {"grow", std::to_string(c.grow_percent)},
         {"stacks", std::string(config::to_string(c.stacks))},
         {"hook_dlsym", c.hook_dlsym ? "1" : "0"},
     };

@@ -103,13 +103,15 @@ TEST(ReplayH200, EveryTraceReplaysAndFitsTheCardItRanOn) {
 }
 
 // docs/RESULTS.md: oom_then_continue under `--mode arena --limit 1GiB` peaked at 1010 MiB of
-// physical memory with 1008 MiB live. The arena measured then packed small requests up to 1 MiB;
-// replayed with that setting on the same 1 GiB cap, the model must hold exactly as much.
+// physical memory with 1008 MiB live. The arena measured then packed small requests up to 1 MiB
+// and had no growth budget; replayed so on the same 1 GiB cap, the model must hold exactly as
+// much.
 TEST(ReplayH200, ArenaModelHoldsWhatTheArenaHeldOnTheH200) {
   replay::TraceOps trace(kSource + "/examples/traces/h200/pytorch-oom-1gib.cdtrace", std::nullopt);
   ASSERT_TRUE(trace.scan()) << trace.error();
   arena::ArenaOptions measured;
   measured.small_threshold = MiB(1);
+  measured.grow_percent = 0;
   replay::ArenaModel model(GiB(1), measured);
   ASSERT_TRUE(trace.replay([&](const replay::Op& op) {
     if (op.alloc) {

@@ -35,6 +35,7 @@ TEST(Options, DefaultsMatchTheTable) {
   EXPECT_TRUE(r.config.stats_file.empty());
   EXPECT_EQ(r.config.stacks, Stacks::kBoth);
   EXPECT_EQ(r.config.native_frames, 64);
+  EXPECT_EQ(r.config.grow_percent, 200u);
   // The documented defaults are what an empty value gives.
   for (const OptionSpec& s : kOptions) {
     Config c;
@@ -95,6 +96,22 @@ TEST(Options, NativeFramesIsAWholeNumberFromOneTo128) {
     Config c;
     EXPECT_FALSE(parse_option(Option::kNativeFrames, bad, c)) << bad;
     EXPECT_EQ(c.native_frames, 64) << bad;
+  }
+}
+
+TEST(Options, GrowIsZeroOrAPercentageFrom100To10000) {
+  for (const auto& [text, percent] : std::array<std::pair<const char*, std::uint32_t>, 6>{
+           {{"0", 0}, {"100", 100}, {"10000", 10000}, {" 150 ", 150}, {"0300", 300}, {"", 200}}}) {
+    Config c;
+    c.grow_percent = 7;
+    EXPECT_TRUE(parse_option(Option::kGrow, text, c)) << text;
+    EXPECT_EQ(c.grow_percent, percent) << text;
+  }
+  for (const char* bad :
+       {"99", "1", "10001", "-100", "+200", "2e2", "150%", "1.5", "000000", "x"}) {
+    Config c;
+    EXPECT_FALSE(parse_option(Option::kGrow, bad, c)) << bad;
+    EXPECT_EQ(c.grow_percent, 200u) << bad;
   }
 }
 
