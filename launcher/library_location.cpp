@@ -34,6 +34,10 @@ LibraryLookup find_library(const std::string& requested) {
     if (!ec) {
       candidates.push_back(self.parent_path() / kLibraryName);
       candidates.push_back(self.parent_path().parent_path() / "lib" / kLibraryName);
+      // A build tree copied or moved elsewhere (onto a GPU machine, say) keeps its layout:
+      // launcher/cudefrag beside shim/hooks/libcudefrag.so. Its own library, not the one at the
+      // path it was built in, which may be missing there or be another build.
+      candidates.push_back(self.parent_path().parent_path() / "shim" / "hooks" / kLibraryName);
     }
 #ifdef CUDEFRAG_BUILD_TREE_LIBRARY
     // An installed launcher finds the library in ../lib first; a launcher in the build tree (its

@@ -93,7 +93,7 @@ std::string run_usage() {
   u += "  --no-hook-dlsym\n      Do not intercept dlsym on libcuda.so.1 (sets "
        "CUDEFRAG_HOOK_DLSYM=0).\n"
        "  --lib PATH\n      The libcudefrag.so to preload (default: beside this program, then\n"
-       "      ../lib/, then the build tree it was built in).\n"
+       "      ../lib/, then ../shim/hooks/ (a build tree), then the build tree it was built in).\n"
        "  --quiet\n      No summary at the end.\n"
        "  --keep-torch-alloc-conf\n      In mode arena, leave PYTORCH_CUDA_ALLOC_CONF unset when "
        "it is\n"

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -59,6 +60,25 @@ TEST(LauncherRun, PreloadsTheLibraryInFrontOfAnExistingPreload) {
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.err, "") << "--quiet prints no summary";
   EXPECT_EQ(read_file(out), std::string(CUDEFRAG_TEST_LIBRARY) + ":" + CUDEFRAG_TEST_OTHER_PRELOAD);
+}
+
+// A build tree copied elsewhere keeps its layout (launcher/, shim/hooks/): its launcher preloads
+// the library beside it in that layout, not the one at the path it was built in.
+TEST(LauncherRun, ACopiedBuildTreePreloadsItsOwnLibrary) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  const fs::path root = dir.file("tree");
+  fs::create_directories(root / "launcher");
+  fs::create_directories(root / "shim" / "hooks");
+  fs::copy_file(CUDEFRAG_TEST_LAUNCHER, root / "launcher" / "cudefrag");
+  fs::copy_file(CUDEFRAG_TEST_LIBRARY, root / "shim" / "hooks" / "libcudefrag.so");
+  const std::string out = dir.file("preload");
+  const Outcome o =
+      run({(root / "launcher" / "cudefrag").string(), "run", "--quiet", "--mode", "passthrough",
+           "--", "/bin/sh", "-c", "printf %s \"$LD_PRELOAD\" > '" + out + "'"},
+          kEnv);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(read_file(out), fs::weakly_canonical(root / "shim" / "hooks" / "libcudefrag.so"));
 }
 
 TEST(LauncherRun, OptionsReachTheProgramAsEnvironment) {
