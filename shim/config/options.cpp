@@ -59,6 +59,19 @@ constexpr std::array<Unit, 14> kUnits{{
     {"tb", kK* kK* kK* kK},
 }};
 
+// A count option's value: digits only (no sign, no spaces inside, no units), at most
+// `max_digits` of them, so that it cannot overflow. Empty text became the default before.
+bool parse_count(std::string_view text, std::size_t max_digits, std::uint32_t& out) noexcept {
+  if (text.empty() || text.size() > max_digits) return false;
+  std::uint32_t n = 0;
+  for (const char ch : text) {
+    if (ch < '0' || ch > '9') return false;
+    n = n * 10 + static_cast<std::uint32_t>(ch - '0');
+  }
+  out = n;
+  return true;
+}
+
 }  // namespace
 
 std::string_view to_string(Mode m) {
@@ -170,26 +183,15 @@ bool parse_option(Option o, std::string_view text, Config& out) noexcept {
     case Option::kFreeStacks:
       return parse_bool(text, out.free_stacks);
     case Option::kNativeFrames: {
-      // Digits only: no sign, no spaces inside, no units; at most three of them. (Empty became
-      // the default above.)
-      if (text.size() > 3) return false;
-      int n = 0;
-      for (const char ch : text) {
-        if (ch < '0' || ch > '9') return false;
-        n = n * 10 + (ch - '0');
-      }
-      if (n < 1 || n > kMaxNativeFrames) return false;
-      out.native_frames = n;
+      std::uint32_t n = 0;
+      if (!parse_count(text, 3, n) || n < 1 || n > kMaxNativeFrames) return false;
+      out.native_frames = static_cast<int>(n);
       return true;
     }
     case Option::kGrow: {
-      // Digits only, at most five: 0 (no budget) or a percentage in range.
-      if (text.size() > 5) return false;
+      // 0 (no budget) or a percentage in range.
       std::uint32_t n = 0;
-      for (const char ch : text) {
-        if (ch < '0' || ch > '9') return false;
-        n = n * 10 + static_cast<std::uint32_t>(ch - '0');
-      }
+      if (!parse_count(text, 5, n)) return false;
       if (n != 0 && (n < kMinGrowPercent || n > kMaxGrowPercent)) return false;
       out.grow_percent = n;
       return true;
