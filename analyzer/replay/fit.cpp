@@ -6,9 +6,10 @@
 
 namespace cudefrag::analyzer::replay {
 
-bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out, unsigned repeat) {
+bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out,
+               const RunSettings& settings) {
   out = RunResult{};
-  const std::unique_ptr<Model> model = make_model(kind, cap);
+  const std::unique_ptr<Model> model = make_model(kind, cap, settings.arena_grow_percent);
   std::unordered_map<std::uint64_t, Bytes> live;
   Bytes live_bytes;
   const auto free_key = [&](std::unordered_map<std::uint64_t, Bytes>::iterator it, const Op& op) {
@@ -17,7 +18,7 @@ bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out, unsig
     model->free(op.key, op.stream, op.legacy);
   };
   bool ok = true;
-  for (unsigned rep = 0; rep < repeat && ok && !out.failure; ++rep) {
+  for (unsigned rep = 0; rep < settings.repeat && ok && !out.failure; ++rep) {
     if (rep > 0) {
       // What the last repetition left live, freed as legacy frees (usable by every stream), in
       // address order so that every build frees them alike.
@@ -71,7 +72,7 @@ std::optional<Bytes> smallest_card(TraceOps& trace, ModelKind kind, Bytes unlimi
     RunResult r;
     const Bytes card{k * step};
     ok = run_model(trace, kind, card > options.overhead ? card - options.overhead : Bytes{}, r,
-                   options.repeat);
+                   options.run);
     return !r.failure.has_value();
   };
   // No model holds less than the live bytes, so smaller cards cannot fit; a cap the model never

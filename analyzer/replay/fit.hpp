@@ -17,6 +17,7 @@
 
 #include "analyzer/replay/model.hpp"
 #include "analyzer/replay/trace_ops.hpp"
+#include "shim/config/options.hpp"
 
 namespace cudefrag::analyzer::replay {
 
@@ -38,16 +39,24 @@ struct RunResult {
   std::optional<Failure> failure;        // the first request that failed; the run stops there
 };
 
-// Runs `kind` over the trace with `cap` bytes available, `repeat` times in a row on one model:
-// before each repetition after the first, what the last one left live is freed (a program doing
-// the same work again, not one that keeps the first run's memory). Failure times are those of
-// the trace, whichever repetition failed. False when the trace cannot be read.
-bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out, unsigned repeat = 1);
+struct RunSettings {
+  // The trace is played `repeat` times in a row on one model: before each repetition after the
+  // first, what the last one left live is freed (a program doing the same work again, not one
+  // that keeps the first run's memory).
+  unsigned repeat = 1;
+  // The cudefrag model's growth budget (make_model); 0: grow while the cap allows.
+  std::uint32_t arena_grow_percent = config::kDefaultGrowPercent;
+};
+
+// Runs `kind` over the trace with `cap` bytes available, as `settings` say. Failure times are
+// those of the trace, whichever repetition failed. False when the trace cannot be read.
+bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out,
+               const RunSettings& settings = {});
 
 struct FitOptions {
   Bytes step = MiB(256);
   Bytes overhead = MiB(512);  // the CUDA context's, taken from every card
-  unsigned repeat = 1;        // run_model's: the card must hold every repetition
+  RunSettings run;            // run_model's: the card must hold every repetition
 };
 
 // The smallest multiple of `step` on which the run fits; nullopt when the trace cannot be read.

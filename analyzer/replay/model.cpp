@@ -28,7 +28,7 @@ std::optional<ModelKind> model_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap) {
+std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap, std::uint32_t arena_grow_percent) {
   switch (kind) {
     case ModelKind::kNative:
       return std::make_unique<CachingModel>(CachingFlavor::kPyTorchNative, cap);
@@ -37,11 +37,11 @@ std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap) {
     case ModelKind::kAsyncPool:
       return std::make_unique<CachingModel>(CachingFlavor::kAsyncPool, cap);
     case ModelKind::kArena: {
-      // What `cudefrag run` gives a program that sets nothing: the shim's small-request
-      // threshold and growth budget, not the arena library's own defaults.
+      // What `cudefrag run` gives a program: the shim's small-request threshold, not the arena
+      // library's own default, and the growth budget asked for (the shim's by default).
       arena::ArenaOptions options;
       options.small_threshold = config::kDefaultSmallMax;
-      options.grow_percent = config::kDefaultGrowPercent;
+      options.grow_percent = arena_grow_percent;
       return std::make_unique<ArenaModel>(cap, options);
     }
   }

@@ -52,6 +52,8 @@ std::string_view model_name(ModelKind kind);
 std::optional<ModelKind> model_from_name(std::string_view name);
 
 // `cap`: the most the model may hold from the driver (the card minus the CUDA context).
-std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap);
+// `arena_grow_percent`: the cudefrag model's growth budget (ArenaOptions::grow_percent, the
+// shim's --grow); the other models ignore it.
+std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap, std::uint32_t arena_grow_percent);
 
 }  // namespace cudefrag::analyzer::replay

@@ -87,6 +87,10 @@ std::string text_output(const replay::ReplayOptions& o, const replay::TraceSumma
   t += "every card loses " + bytes_text(o.context.value) +
        " to the CUDA context (--context); smallest cards in steps of " +
        bytes_text(o.card_step.value) + " (--card-step)\n";
+  if (o.grow != config::kDefaultGrowPercent) {
+    t += "the cudefrag model's growth budget: " +
+         (o.grow == 0 ? std::string("none") : std::to_string(o.grow) + " %") + " (--grow)\n";
+  }
   if (o.repeat > 1) {
     t += "each model plays the trace " + std::to_string(o.repeat) +
          " times in a row (--repeat), freeing what one time left live before the next\n";
@@ -157,6 +161,7 @@ std::string json_output(const replay::ReplayOptions& o, const replay::TraceSumma
   j.field("context_overhead", o.context.value);
   j.field("card_step", o.card_step.value);
   j.field("repeat", static_cast<std::uint64_t>(o.repeat));
+  j.field("grow", static_cast<std::uint64_t>(o.grow));
   if (card) {
     j.field("card", card->value);
   } else {
@@ -230,12 +235,13 @@ int replay_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
 
   std::vector<ModelResult> results;
   if (s.device) {
-    const replay::FitOptions fit{o.card_step, o.context, o.repeat};
+    const replay::RunSettings run{o.repeat, o.grow};
+    const replay::FitOptions fit{o.card_step, o.context, run};
     for (const ModelKind kind : o.models) {
       ModelResult r;
       r.kind = kind;
       replay::RunResult unlimited;
-      bool ok = replay::run_model(trace, kind, replay::kNoCap, unlimited, o.repeat);
+      bool ok = replay::run_model(trace, kind, replay::kNoCap, unlimited, run);
       r.peak = unlimited.peak_reserved;
       r.peak_by_repetition = unlimited.peak_by_repetition;
       r.driver_allocations = unlimited.driver_allocations;
@@ -246,7 +252,7 @@ int replay_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
         if (cap >= r.peak) {
           r.on_card = unlimited;
         } else {
-          ok = replay::run_model(trace, kind, cap, r.on_card, o.repeat);
+          ok = replay::run_model(trace, kind, cap, r.on_card, run);
         }
         if (r.on_card.failure) {
           r.failure_site = trace.site(r.on_card.failure->stack, r.on_card.failure->entry);

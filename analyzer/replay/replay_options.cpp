@@ -10,6 +10,7 @@ namespace cudefrag::analyzer::replay {
 const char* const kReplayUsage =
     "usage: cudefrag replay TRACE [--device N] [--card GiB] [--card-step GiB] [--context GiB]\n"
     "                             [--json FILE|-] [--model NAME...] [--repeat N]\n"
+    "                             [--grow PERCENT]\n"
     "Replays the trace's allocations and frees through models of the allocators a program\n"
     "could use, and prints for each the memory it would have held, the smallest card the run\n"
     "fits on, and where it fails on the card the trace was recorded on (or on --card).\n"
@@ -22,7 +23,9 @@ const char* const kReplayUsage =
     "                   repeated, or comma-separated; default: all)\n"
     "  --repeat N       play the trace N times in a row (1-1000, default 1), each time\n"
     "                   freeing first what the last time left live: whether a model's memory\n"
-    "                   settles when a program does the same work again\n";
+    "                   settles when a program does the same work again\n"
+    "  --grow PERCENT   the cudefrag model's growth budget, as `cudefrag run --grow` (0, or\n"
+    "                   100-10000; default 200)\n";
 
 namespace {
 
@@ -60,7 +63,8 @@ ParsedReplayArgs parse_replay_args(std::span<char* const> args) {
       return parsed;
     }
     const bool takes_value = a == "--device" || a == "--card" || a == "--card-step" ||
-                             a == "--context" || a == "--json" || a == "--model" || a == "--repeat";
+                             a == "--context" || a == "--json" || a == "--model" ||
+                             a == "--repeat" || a == "--grow";
     if (takes_value) {
       if (i + 1 >= args.size()) {
         parsed.error = std::string(a) + " needs a value";
@@ -88,6 +92,11 @@ ParsedReplayArgs parse_replay_args(std::span<char* const> args) {
         const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
         good = ec == std::errc{} && end == v.data() + v.size() && n >= 1 && n <= kMaxRepeat;
         o.repeat = n;
+      } else if (a == "--grow") {
+        // The shim's own rule for CUDEFRAG_GROW, so that the model runs what the shim would.
+        config::Config c;
+        good = !v.empty() && config::parse_option(config::Option::kGrow, v, c);
+        o.grow = c.grow_percent;
       } else {
         good = add_models(v, o.models);
         // `--model native expandable`: the names that follow are models too.

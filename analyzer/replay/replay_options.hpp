@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "analyzer/replay/model.hpp"
+#include "shim/config/options.hpp"
 
 namespace cudefrag::analyzer::replay {
 
@@ -21,6 +22,7 @@ struct ReplayOptions {
   std::optional<std::string> json;  // a file, or "-" for stdout (then no text)
   std::vector<ModelKind> models;    // default: all, in kAllModels order
   unsigned repeat = 1;              // --repeat N: the trace played N times in a row (1-1000)
+  std::uint32_t grow = config::kDefaultGrowPercent;  // --grow: the cudefrag model's budget
 };
 
 struct ParsedReplayArgs {

@@ -101,7 +101,7 @@ TEST_F(FitTest, RepeatedRunsStartFromWhatTheLastLeftAndCountEachPeak) {
     ASSERT_EQ(once.peak_by_repetition.size(), 1u);
     EXPECT_EQ(once.peak_by_repetition[0], once.peak_reserved);
     RunResult thrice;
-    ASSERT_TRUE(run_model(trace, kind, kNoCap, thrice, 3));
+    ASSERT_TRUE(run_model(trace, kind, kNoCap, thrice, RunSettings{3}));
     EXPECT_EQ(thrice.peak_by_repetition, std::vector<Bytes>(3, once.peak_reserved))
         << model_name(kind);
     EXPECT_FALSE(thrice.failure.has_value());
@@ -109,7 +109,7 @@ TEST_F(FitTest, RepeatedRunsStartFromWhatTheLastLeftAndCountEachPeak) {
   // On a card too small for one run the native model fails the first time through (at 17 ms)
   // and no repetition follows.
   RunResult tight;
-  ASSERT_TRUE(run_model(trace, ModelKind::kNative, MiB(100), tight, 3));
+  ASSERT_TRUE(run_model(trace, ModelKind::kNative, MiB(100), tight, RunSettings{3}));
   ASSERT_TRUE(tight.failure.has_value());
   EXPECT_EQ(tight.failure->time_ns, 17 * kMs);
   EXPECT_TRUE(tight.peak_by_repetition.empty());

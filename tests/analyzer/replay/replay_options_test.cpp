@@ -23,6 +23,15 @@ TEST(ReplayOptions, Defaults) {
   EXPECT_FALSE(p.options->card.has_value());
   EXPECT_EQ(p.options->models.size(), 4u);
   EXPECT_EQ(p.options->repeat, 1u);
+  EXPECT_EQ(p.options->grow, 200u);
+}
+
+TEST(ReplayOptions, GrowTakesTheShimsValues) {
+  EXPECT_EQ(parse({"t", "--grow", "0"}).options->grow, 0u);
+  EXPECT_EQ(parse({"t", "--grow", "150"}).options->grow, 150u);
+  for (const char* bad : {"99", "10001", "-1", "x", ""}) {
+    EXPECT_NE(parse({"t", "--grow", bad}).error.find("--grow"), std::string::npos) << bad;
+  }
 }
 
 TEST(ReplayOptions, RepeatIsAWholeNumberFromOneToAThousand) {
