@@ -67,7 +67,8 @@ inline constexpr int kMaxNativeFrames = 128;  // the recorder's capture buffer
 
 // How far the arena grows with room to spare (arena::ArenaOptions::grow_percent): 200 held the
 // shipped H200 traces, replayed 8 times over, at about twice their peak live bytes, where
-// growing while the limit allowed reached 3.5-3.8 times and kept growing (docs/arena.md).
+// growing while the limit allowed reached 3.7-3.8 times on two of them and kept growing
+// (docs/arena.md).
 inline constexpr std::uint32_t kDefaultGrowPercent = 200;
 inline constexpr std::uint32_t kMinGrowPercent = 100;  // below: more than is live, never less
 inline constexpr std::uint32_t kMaxGrowPercent = 10000;
