@@ -566,7 +566,7 @@ if want passthrough; then
 # ---------------------------------------------------------------------------------------------
 # passthrough_bench: under the shim it alternates calls through the shim and straight into
 # libcudart in one process and reports the difference (added_ns); alone, the same difference is
-# the noise floor. Two runs under the shim, one alone.
+# the noise floor. Two runs under the shim, one alone, and one under the arena.
 bench="$build/bench/hooks/passthrough_bench"
 if ! is_elf "$bench" && command -v g++ >/dev/null; then
   bench="$out/passthrough_bench"
@@ -586,6 +586,11 @@ else
     for round in 1 2; do
       run_logged "$logs/bench_shim_$round.log" 40 "${shim[@]}" "$bench" || bench_ok=0
     done
+    # Under the arena the program's own calls are served by the arena: their median beside the
+    # run alone (the driver's pool, cudaMalloc) is what one allocation costs each way. Separate
+    # processes, so the alone run's two paths give the spread to read it against.
+    shim_prefix arena
+    run_logged "$logs/bench_arena.log" 40 "${shim[@]}" "$bench" || bench_ok=0
   fi
   # added SIDE BENCH: the added_ns values of BENCH in the runs of SIDE, comma-separated.
   added() {
@@ -604,6 +609,18 @@ else
       figure+="$b floor ${floor:-?} ns/pair; "
     fi
   done
+  # linked LOG BENCH: the median_ns of BENCH's calls through the program's own symbols.
+  linked() {
+    grep "RESULT bench=$2 path=linked" "$1" 2>/dev/null | sed 's/.*median_ns=\([0-9]*\).*/\1/' |
+      head -1
+  }
+  if have_shim; then
+    for b in "cudaMallocAsync+cudaFreeAsync" "cudaMalloc+cudaFree"; do
+      from_arena=$(linked "$logs/bench_arena.log" "$b")
+      alone=$(linked "$logs/bench_alone.log" "$b")
+      figure+="$b: ${from_arena:-?} ns/pair from the arena, ${alone:-?} alone; "
+    done
+  fi
   if grep -q "bypass=no" "$logs"/bench_shim*.log 2>/dev/null; then
     figure+="the shim could not be bypassed in-process, so the figures are noise"
   fi
@@ -716,7 +733,9 @@ fi  # want
 # Whole workloads (bench/workloads/): each contender allocator on the whole card,
 # GPU_CHECK_WORKLOAD_REPEAT runs each (default 1; compare.py interleaves them), each of
 # GPU_CHECK_WORKLOAD_PASSES passes over the series (default 1): peaks and the
-# median wall time side by side. Step group workloads runs both; workload_diffusion and
+# median wall time side by side. GPU_CHECK_WORKLOAD_CPUS pins every contender to those CPUs
+# (compare.py --cpus); GPU_CHECK_WORKLOAD_CONTENDERS[_<workload>] picks the contenders
+# (compare.py --contenders; default its five). Step group workloads runs both; workload_diffusion and
 # workload_transformer one each (for separate lanes). The smaller-card bisection (bisect*) is a
 # group of its own.
 repeat=${GPU_CHECK_WORKLOAD_REPEAT:-1}
@@ -731,9 +750,15 @@ for w in diffusion transformer; do
     record "workload $w" SKIP "out of time"
     continue
   fi
+  workload_options=()
+  [[ -n ${GPU_CHECK_WORKLOAD_CPUS:-} ]] && workload_options+=(--cpus "$GPU_CHECK_WORKLOAD_CPUS")
+  contenders_var="GPU_CHECK_WORKLOAD_CONTENDERS_$w"
+  contenders=${!contenders_var:-${GPU_CHECK_WORKLOAD_CONTENDERS:-}}
+  [[ -n $contenders ]] && workload_options+=(--contenders "$contenders")
   run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
     --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --repeat "$repeat" \
-    --passes "${GPU_CHECK_WORKLOAD_PASSES:-1}" --out "$out/workload_$w.jsonl"
+    --passes "${GPU_CHECK_WORKLOAD_PASSES:-1}" "${workload_options[@]}" \
+    --out "$out/workload_$w.jsonl"
   # Per contender: status, what it held at its peak, median steps time / the fastest median
   # (with the runs' spread when repeated).
   figure=$($py - "$out/workload_$w.jsonl" "$repo/bench/workloads" <<'PY' 2>/dev/null

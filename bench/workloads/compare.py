@@ -2,7 +2,7 @@
 """Runs a workload (workloads.py) under each allocator a user could pick, side by side.
 
     python3 compare.py WORKLOAD --cudefrag PATH/TO/cudefrag [--scale S] [--repeat N] [--passes P]
-                       [--card GIB | --bisect LO HI] [--step 0.25] [--out FILE]
+                       [--card GIB | --bisect LO HI] [--step 0.25] [--cpus LIST] [--out FILE]
 
 Contenders (same script, same seed, one process each, run one after another; a cudefrag
 contender takes launcher options after slashes, e.g. cudefrag+async/small-max=1MiB; a value
@@ -21,17 +21,24 @@ runs every contender once, the order rotated by one per round, so that drift of 
 on all alike); prints the median wall time of the steps (with --passes N > 1, of the passes after the first: steady state, without
 warm-up), the ratio to the fastest, the paired
 ratio (per round, the contender's time over the fastest contender's in the same round: median
-and range over the rounds, which cancels drift between rounds that the medians keep), peak
+and range over the rounds, which cancels drift between rounds that the medians keep), the
+in-run spread (median over runs of slowest steady pass / fastest - 1), peak
 allocated/reserved as PyTorch reports them, and for cudefrag the arena's peak physical (the
 default pool's ReservedMemHigh that the arena answers).
 --card G: each contender once on an emulated card of G GiB (ballast.py holds the rest): did every
 step finish. --bisect LO HI: the smallest card, to --step GiB, on which each contender finishes
 every step (a contender that fails at HI is reported as "> HI").
+--cpus LIST (as taskset takes it: 2-5,8): every contender's process, and what it starts, runs
+on these CPUs only. Unpinned, the steady diffusion passes of one contender took 0.19-0.26 s
+from one process to the next on the H200's host (the same code, the same card) and shifted by
+10-25 % within a process; the workloads are launch-bound, so where the scheduler puts the
+Python thread is a suspect, and pinning every contender to the same CPUs takes it out.
 The table is printed last; --out also writes every run as a JSON line as soon as it ends.
 """
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -60,6 +67,22 @@ def split_contender(contender):
     return name, extra
 
 
+def parse_cpus(text):
+    """'2-5,8' -> {2, 3, 4, 5, 8}, as taskset and the kernel's cpulist take it. SystemExit with
+    the reason on anything else (an empty item, a range that runs backwards, a negative CPU)."""
+    cpus = set()
+    for item in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", item)
+        if not m:
+            raise SystemExit(f"compare.py: --cpus {text!r}: {item!r} is not a CPU or a range A-B")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise SystemExit(f"compare.py: --cpus {text!r}: the range {item.strip()} runs backwards")
+        cpus.update(range(lo, hi + 1))
+    return cpus
+
+
 def run_one(args, contender, card=None):
     name, extra = split_contender(contender)
     env = dict(os.environ)
@@ -74,6 +97,7 @@ def run_one(args, contender, card=None):
         # The contender's PyTorch allocator as named, not the launcher's default choice.
         cmd = [args.cudefrag, "run", "--quiet", "--keep-torch-alloc-conf"] + extra + ["--"] + cmd
     ballast = None
+    cpus = getattr(args, "cpu_set", None)
     try:
         if card is not None:
             ballast = subprocess.Popen([sys.executable, os.path.join(HERE, "ballast.py"), str(card)],
@@ -81,7 +105,10 @@ def run_one(args, contender, card=None):
             ready = ballast.stdout.readline()
             if not ready.startswith("ballast: ready"):
                 raise RuntimeError(f"ballast did not start: {ready!r}")
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+        # The affinity is inherited: the launcher, the program it starts and their threads.
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout,
+                              preexec_fn=pin)
     finally:
         if ballast is not None:
             ballast.stdin.close()
@@ -94,6 +121,8 @@ def run_one(args, contender, card=None):
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
         result = {"status": "crash", "exit": proc.returncode, "tail": tail}
     result.update({"contender": contender, "card_gib": card, "exit": proc.returncode})
+    if cpus:
+        result["cpus"] = sorted(cpus)
     return result
 
 
@@ -106,6 +135,16 @@ def run_time(run):
     if len(passes) > 1:
         return statistics.median(passes[1:])
     return run.get("seconds") or None
+
+
+def in_run_spread(run):
+    """How far a run's steady passes (after the first) spread: slowest over fastest, minus one.
+    None with fewer than two of them. Beside the spread between runs it tells a machine that
+    drifts within a process from one that differs between processes."""
+    passes = (run.get("pass_seconds") or [])[1:]
+    if len(passes) < 2 or min(passes) <= 0:
+        return None
+    return max(passes) / min(passes) - 1
 
 
 def paired_ratios(runs, reference):
@@ -153,8 +192,13 @@ def main():
     p.add_argument("--step", type=float, default=0.25)
     p.add_argument("--contenders", default=",".join(CONTENDERS))
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--cpus", help="run every contender on these CPUs only (taskset's list: 2-5,8)")
     p.add_argument("--out")
     args = p.parse_args()
+    args.cpu_set = parse_cpus(args.cpus) if args.cpus else None
+    if args.cpu_set and not args.cpu_set <= os.sched_getaffinity(0):
+        p.error(f"--cpus {args.cpus}: this process may only run on "
+                f"{sorted(os.sched_getaffinity(0))}")
     contenders = args.contenders.split(",")
     runs = []
     # Every run is written as it ends, so that a bisection cut short by a time limit still leaves
@@ -200,22 +244,27 @@ def main():
         reference = min(medians, key=medians.get) if medians else None
         paired = paired_ratios(runs, reference) if reference else {}
         where = f"a {args.card:g} GiB card" if args.card else "the whole card"
+        if args.cpu_set:
+            where += f", CPUs {args.cpus}"
         timed = "passes after the first (median per run)" if args.passes > 1 else "the steps"
         print(f"\n{args.workload} --scale {args.scale:g} on {where}, {args.repeat} run(s) each; "
               f"time: {timed}; paired: per round, over {reference or '-'} in the same round")
         print(f"  {'contender':16s} {'status':7s} {'steps':>5s} {'median s':>9s} {'ratio':>6s} "
-              f"{'paired':>6s} {'range':>11s} "
+              f"{'paired':>6s} {'range':>11s} {'in-run':>6s} "
               f"{'alloc GiB':>9s} {'reserved':>9s} {'arena phys':>10s} {'outside MiB':>11s}")
         for c in contenders:
             last = [r for r in runs if r["contender"] == c][-1]
             m = medians.get(c)
             phys = last.get("pool_reserved_high") if c.startswith("cudefrag") else None
             pr = paired.get(c, [])
+            spreads = [s for s in (in_run_spread(r) for r in runs if r["contender"] == c)
+                       if s is not None]
+            spread = f"{100 * statistics.median(spreads):.0f}%" if spreads else "-"
             print(f"  {c:16s} {last['status']:7s} {last.get('steps', 0):5d} "
                   f"{(f'{m:.3f}' if m else '-'):>9s} "
                   f"{(f'{m / fastest:.3f}' if m and fastest else '-'):>6s} "
                   f"{(f'{statistics.median(pr):.3f}' if pr else '-'):>6s} "
-                  f"{(f'{pr[0]:.3f}-{pr[-1]:.3f}' if pr else '-'):>11s} "
+                  f"{(f'{pr[0]:.3f}-{pr[-1]:.3f}' if pr else '-'):>11s} {spread:>6s} "
                   f"{fmt_gib(last.get('peak_allocated')):>9s} {fmt_gib(last.get('peak_reserved')):>9s} "
                   f"{fmt_gib(phys):>10s} {outside(last):>11s}")
     if out:

@@ -22,6 +22,29 @@ class RoundsTest(unittest.TestCase):
         self.assertEqual(compare.rotated([], 3), [])
 
 
+class CpusTest(unittest.TestCase):
+    def test_lists_and_ranges_as_taskset_takes_them(self):
+        self.assertEqual(compare.parse_cpus("2-5,8"), {2, 3, 4, 5, 8})
+        self.assertEqual(compare.parse_cpus("3"), {3})
+        self.assertEqual(compare.parse_cpus(" 0 - 1 ,1"), {0, 1})
+
+    def test_anything_else_is_refused_with_the_reason(self):
+        for bad, why in [("", "is not a CPU"), ("2,,3", "is not a CPU"), ("a-b", "is not a CPU"),
+                         ("-1", "is not a CPU"), ("5-2", "runs backwards"), ("1-2-3", "not a CPU")]:
+            with self.assertRaises(SystemExit) as e:
+                compare.parse_cpus(bad)
+            self.assertIn(why, str(e.exception), bad)
+
+
+class SpreadTest(unittest.TestCase):
+    def test_steady_passes_slowest_over_fastest(self):
+        self.assertAlmostEqual(compare.in_run_spread({"pass_seconds": [1.5, 0.2, 0.25, 0.21]}),
+                               0.25)
+        # The first pass is warm-up: not counted; one steady pass has no spread.
+        self.assertIsNone(compare.in_run_spread({"pass_seconds": [9.0, 0.2]}))
+        self.assertIsNone(compare.in_run_spread({"seconds": 3.0}))
+
+
 class PairedTest(unittest.TestCase):
     def test_ratios_are_per_round_over_the_reference(self):
         runs = [
