@@ -52,7 +52,7 @@ failures=0
 # GPU_CHECK_STEPS: the step groups to run, comma-separated (default: all): ctest, semantics,
 # examples, pytorch, oom, passthrough, memcheck, bench, workloads (or workload_<w>),
 # trace_overhead, exports, record_workloads, two_gpus. Only when named: bisect*, comfyui*,
-# traced_card_<w>, python_versions, outside_memory.
+# traced_card_<w>, python_versions, outside_memory, workload_tensors.
 steps=${GPU_CHECK_STEPS:-all}
 want() { [[ $steps == all || ",$steps," == *",$1,"* ]]; }
 # The slow and special groups run only when named.
@@ -739,7 +739,9 @@ fi  # want
 # workload_transformer one each (for separate lanes). The smaller-card bisection (bisect*) is a
 # group of its own.
 repeat=${GPU_CHECK_WORKLOAD_REPEAT:-1}
-for w in diffusion transformer; do
+for w in diffusion transformer tensors; do
+  # tensors (what one tensor allocation costs) only when named: workload_tensors.
+  if [[ $w == tensors ]]; then asked workload_tensors || continue; fi
   want workloads || asked "workload_$w" || continue
   if [[ -z $launcher ]] || ! $py -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
     record "workload $w" SKIP "needs the launcher and CUDA PyTorch"
@@ -764,7 +766,7 @@ for w in diffusion transformer; do
   figure=$($py - "$out/workload_$w.jsonl" "$repo/bench/workloads" <<'PY' 2>/dev/null
 import json, statistics, sys
 sys.path.insert(0, sys.argv[2])
-from compare import paired_ratios, run_time  # the table's own rules: steady passes, rounds
+from compare import fast_time, paired_ratios, run_time  # the table's own rules
 runs = [json.loads(l) for l in open(sys.argv[1])]
 order, times, held, bad, outside = [], {}, {}, 0, {}
 for r in runs:
@@ -780,6 +782,8 @@ for r in runs:
 med = {c: statistics.median(t) for c, t in times.items()}
 fast = min(med.values())
 paired = paired_ratios(runs, min(med, key=med.get))
+low = {c: fast_time(runs, c) for c in order}
+lowest = min((v for v in low.values() if v), default=None)
 parts = []
 for c in order:
     t = times.get(c, [])
@@ -787,8 +791,10 @@ for c in order:
     out = " outside %.0fM" % outside[c] if c in outside else ""
     pr = paired.get(c, [])
     pair = " paired %.3f [%.3f-%.3f]" % (statistics.median(pr), pr[0], pr[-1]) if len(pr) > 1 else ""
-    parts.append("%s %.2fG %.3fx of %.3f s, n=%d%s%s%s" % (c, held[c] / 2**30, med.get(c, 0) / fast,
-                                                           fast, len(t), spread, pair, out))
+    p10 = " p10 %.3f s %.3fx" % (low[c], low[c] / lowest) if low[c] and lowest else ""
+    parts.append("%s %.2fG %.3fx of %.3f s, n=%d%s%s%s%s" % (c, held[c] / 2**30,
+                                                             med.get(c, 0) / fast, fast, len(t),
+                                                             spread, pair, p10, out))
 print(("BAD " if bad else "") + "; ".join(parts))
 PY
 )

@@ -45,6 +45,24 @@ class SpreadTest(unittest.TestCase):
         self.assertIsNone(compare.in_run_spread({"seconds": 3.0}))
 
 
+class FastTimeTest(unittest.TestCase):
+    def test_low_quantile_of_every_steady_pass(self):
+        runs = [{"contender": "a", "pass_seconds": [9.0] + [0.19 + i / 1000 for i in range(10)]},
+                {"contender": "a", "pass_seconds": [9.0] + [0.25] * 10},
+                {"contender": "b", "pass_seconds": [9.0]}]
+        # 20 steady passes: the third smallest, whatever the slow run's level; first passes never.
+        self.assertAlmostEqual(compare.fast_time(runs, "a"), 0.191)
+        self.assertIsNone(compare.fast_time(runs, "b"))
+        self.assertIsNone(compare.quantile([], 0.1))
+
+    def test_pair_costs_per_step_in_ns(self):
+        runs = [{"contender": "a", "pairs_per_step": 1000,
+                 "step_seconds": {"512B": [1.0, 0.002, 0.003], "48MiB": [1.0, 0.005]}},
+                {"contender": "b", "pairs_per_step": None, "step_seconds": {"x": [1.0, 2.0]}}]
+        self.assertEqual(compare.pair_costs(runs, "a"), {"512B": 2000.0, "48MiB": 5000.0})
+        self.assertEqual(compare.pair_costs(runs, "b"), {})
+
+
 class PairedTest(unittest.TestCase):
     def test_ratios_are_per_round_over_the_reference(self):
         runs = [

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Two PyTorch workloads that allocate the way real inference does, with random weights.
 
-    python3 workloads.py diffusion|transformer [--scale S] [--passes N] [--json-out FILE]
+    python3 workloads.py diffusion|transformer|tensors [--scale S] [--passes N] [--json-out FILE]
 
 diffusion: a UNet (conv + group norm + spatial self-attention, skip connections) denoising
     latents for a few steps, then a VAE-style decoder that upsamples the latents 8x to pixels, over
@@ -11,18 +11,24 @@ diffusion: a UNet (conv + group norm + spatial self-attention, skip connections)
 transformer: a decoder-only model generating tokens with a key/value cache that grows by
     concatenation each step (as Hugging Face's DynamicCache does), for prompts of changing lengths
     and batch sizes.
+tensors: no model, only what an allocation costs the program: a step per size (512 B, 64 KiB,
+    2 MiB, 48 MiB) creates and drops TENSOR_PAIRS tensors of it (torch.empty, del) one at a time
+    on the current stream, nothing queued on the GPU. A pass's time over its 4 * TENSOR_PAIRS
+    pairs is the cost of one pair through PyTorch's allocator and whatever serves it; --scale
+    multiplies the pairs. The whole workloads spend part of their time on exactly this.
 
-Both run under torch.inference_mode() in float16. Each step's outcome is printed as it ends; an
+All run under torch.inference_mode() in float16. Each step's outcome is printed as it ends; an
 out-of-memory error ends the run (status "oom" with the step). Last line: one JSON object
     {"workload", "status", "steps", "failed_step", "seconds", "peak_allocated", "peak_reserved",
      "pool_reserved_high", "pool_used_high", "allocator_backend", "alloc_conf", "pass_seconds",
-     "reserved_at_end", "process_used_at_end"}
+     "step_seconds", "reserved_at_end", "process_used_at_end"}
 (process_used_at_end: the process's device memory by nvidia-smi; minus reserved_at_end, the
 memory outside the allocator: context, library workspaces, a shim's own. reserved_at_end is
 what the allocators hold from the driver: under `cudefrag run` the arena's physical memory,
 else torch.cuda.memory_reserved())
 where seconds is the wall time of the steps (model build and warm-up excluded; with --passes N
-the series runs N times over and seconds covers them all, pass_seconds each), peak_allocated /
+the series runs N times over and seconds covers them all, pass_seconds each, step_seconds each
+step's time per pass by the step's name), peak_allocated /
 peak_reserved are torch.cuda.max_memory_allocated() / max_memory_reserved(), and pool_* are the
 device's default memory pool's ReservedMemHigh / UsedMemHigh read through the process's global
 symbol scope (under `cudefrag run` the arena answers them: its peak physical and peak live
@@ -284,6 +290,22 @@ def transformer_steps(scale, device):
         lambda: step(16, 1)
 
 
+TENSOR_SIZES = [("512B", 512), ("64KiB", 64 << 10), ("2MiB", 2 << 20), ("48MiB", 48 << 20)]
+TENSOR_PAIRS = 20000
+
+
+def tensor_steps(scale, device):
+    pairs = max(1, int(TENSOR_PAIRS * scale))
+
+    def step(nbytes, n):
+        for _ in range(n):
+            t = torch.empty(nbytes, dtype=torch.uint8, device=device)
+            del t
+
+    return [(name, (lambda b=b: step(b, pairs))) for name, b in TENSOR_SIZES], \
+        lambda: [step(b, 100) for _, b in TENSOR_SIZES]
+
+
 def is_cuda_out_of_memory(error):
     """Whether a CUDA error PyTorch raised is cudaErrorMemoryAllocation ("CUDA error: out of
     memory"), as it words the failure of a cudaMalloc it checks outside its caching allocator."""
@@ -292,7 +314,7 @@ def is_cuda_out_of_memory(error):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", choices=["diffusion", "transformer"])
+    parser.add_argument("workload", choices=["diffusion", "transformer", "tensors"])
     parser.add_argument("--scale", type=float, default=1.0,
                         help="model width factor (1.0: the sizes in the results file)")
     parser.add_argument("--passes", type=int, default=1,
@@ -306,8 +328,11 @@ def main():
         return 77
     device = torch.device("cuda", 0)
     torch.manual_seed(0)
-    make = diffusion_steps if args.workload == "diffusion" else transformer_steps
+    make = {"diffusion": diffusion_steps, "transformer": transformer_steps,
+            "tensors": tensor_steps}[args.workload]
     result = {"workload": args.workload, "status": "ok", "steps": 0, "failed_step": None,
+              "pairs_per_step": max(1, int(TENSOR_PAIRS * args.scale))
+              if args.workload == "tensors" else None,
               "allocator_backend": torch.cuda.get_allocator_backend(),
               "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")}
     start = None
@@ -325,6 +350,8 @@ def main():
                     run()
                     torch.cuda.synchronize()
                     result["steps"] += 1
+                    result.setdefault("step_seconds", {}).setdefault(name, []).append(
+                        round(time.perf_counter() - t0, 5))
                     print(f"workloads: {args.workload} step {name} ok "
                           f"{time.perf_counter() - t0:.3f} s "
                           f"allocated {torch.cuda.max_memory_allocated(device)} "
