@@ -57,14 +57,22 @@ struct Arena::Impl {
   // Clears `tight` when the device and the limit leave room again (one mem_info call).
   void loosen_if_roomy();
   // Unmaps cached ranges (oldest first) and empty slabs until `need` bytes of physical memory
-  // are free to reuse; their handles are appended to `freed`. False if the cache cannot give
-  // that much (nothing changed) or an unmap failed (`freed` holds what was unmapped).
-  bool reclaim(Bytes need, std::vector<Piece>& freed);
+  // are free to reuse; their handles are appended to `freed`. With `same_stream` a real stream,
+  // ranges still pending on that stream come next, retired instead of unmapped (retire_range):
+  // only for a range that will be used on that stream. False if the cache cannot give that
+  // much (nothing changed) or an unmap failed (`freed` holds what was taken).
+  bool reclaim(Bytes need, std::vector<Piece>& freed, StreamIndex same_stream = kAnyStream);
   // reclaim() what `headroom` (memory that may still be created) does not cover of `min`, then
   // build() the range from it; nullptr with *status when either fails, *built telling whether
   // build() ran (and so whether cached memory may have been given back to the driver).
   Range* reclaim_and_build(Bytes min, Bytes max, Bytes headroom, RangeState state, Bytes requested,
-                           vmm::Status* status, bool* built);
+                           vmm::Status* status, bool* built, StreamIndex same_stream = kAnyStream);
+  // Moves the handles of a range pending on a stream to `freed` and leaves its addresses mapped
+  // (kRetired) until its fence passes. Out of every cache already; never fails.
+  void retire_range(Range* r, std::vector<Piece>& freed);
+  // Unmaps the retired ranges whose fence has passed and gives their addresses back (one that
+  // the backend refuses to unmap stays retired, tried again at the next slow path).
+  void unmap_retired();
   // Maps a new range of `size` bytes from `reuse` (handles unmapped elsewhere; those not needed
   // are released) and newly created memory.
   Range* build(Bytes size, Bytes max, std::vector<Piece> reuse, RangeState state, Bytes requested,
@@ -114,7 +122,8 @@ struct Arena::Impl {
 
   mutable std::mutex slow_mu;  // guards everything below, and every mapping change
   RangePool pool;
-  ExtentSet va_free;  // in granules, from va_base
+  ExtentSet va_free;            // in granules, from va_base
+  std::vector<Range*> retired;  // kRetired ranges, still mapped
   ArenaListener listener;
 
   struct Counters {

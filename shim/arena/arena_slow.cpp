@@ -84,6 +84,7 @@ AllocResult Arena::Impl::allocate_small_slow(std::uint32_t class_index, Bytes si
   const SlowClock clock(c.slow_ns);
   bump(c.slow_allocations);
   fences.poll();
+  unmap_retired();
   ClassHeap& heap = *heaps[class_index];
   // Another thread may have added a slab or a page, or a fence may have passed, while we waited.
   if (const std::optional<DevicePtr> p = take_small(heap, by, size)) return AllocResult{*p};
@@ -124,6 +125,7 @@ AllocResult Arena::Impl::allocate_large_slow(Bytes size, StreamIndex by) {
   const SlowClock clock(c.slow_ns);
   bump(c.slow_allocations);
   fences.poll();
+  unmap_retired();
   const Bytes rounded = size.align_up(gran);
   const Bytes max = rounded + slack(rounded);
   if (Range* r = take_large(rounded, max, by, size)) return AllocResult{r->base};
@@ -171,12 +173,19 @@ Range* Arena::Impl::obtain(Bytes min, Bytes max, StreamIndex by, RangeState stat
   }
 
   // 3. Past the growth budget: rebuild from cached memory already known idle before growing
-  //    (ArenaOptions::grow_percent). No waiting: ranges whose frees are not yet fenced stay.
-  //    When the idle cache cannot cover the part above the budget, nothing is unmapped and
-  //    the request grows the arena as below.
+  //    (ArenaOptions::grow_percent), then, for a range on a stream, from memory freed on that
+  //    same stream whose free is not yet known complete: its handles move behind the new
+  //    range while its old addresses stay mapped until the free completes (retire_range). No
+  //    waiting either way. On an H200 most of a workload's cache was freshly freed when a
+  //    request missed, so a budget that took only fenced memory held 3.4x the peak granted
+  //    bytes where the replay, whose frees complete at once, held 2x (docs/RESULTS.md).
+  //    When that cannot cover the part above the budget, nothing is unmapped and the request
+  //    grows the arena as below.
   if (const std::optional<Bytes> room = under_growth_budget(min); room && *room < min) {
     bool built = false;
-    if (Range* r = reclaim_and_build(min, max, *room, state, requested, status, &built)) {
+    const StreamIndex same_stream = state == RangeState::kLive ? by : kAnyStream;
+    if (Range* r =
+            reclaim_and_build(min, max, *room, state, requested, status, &built, same_stream)) {
       bump(c.budget_rebuilds);
       return r;
     }
@@ -243,11 +252,12 @@ void Arena::Impl::loosen_if_roomy() {
 }
 
 Range* Arena::Impl::reclaim_and_build(Bytes min, Bytes max, Bytes headroom, RangeState state,
-                                      Bytes requested, vmm::Status* status, bool* built) {
+                                      Bytes requested, vmm::Status* status, bool* built,
+                                      StreamIndex same_stream) {
   *built = false;
   const Bytes need = min > headroom ? min - headroom : Bytes{};
   std::vector<Piece> freed;
-  if (!reclaim(need, freed)) {
+  if (!reclaim(need, freed, same_stream)) {
     // Victims unmapped before an unmap failed are out of every cache: give their memory back.
     release_pieces(freed, freed.size());
     *status = vmm::Status::kOutOfMemory;
@@ -355,7 +365,7 @@ Range* Arena::Impl::join_cached(Bytes min, Bytes max, RangeState state, Bytes re
   return r;
 }
 
-bool Arena::Impl::reclaim(Bytes need, std::vector<Piece>& freed) {
+bool Arena::Impl::reclaim(Bytes need, std::vector<Piece>& freed, StreamIndex same_stream) {
   if (need.value == 0) return true;
   // Empty slabs that heaps keep are reclaimable too: file them with the cached ranges.
   {
@@ -367,9 +377,13 @@ bool Arena::Impl::reclaim(Bytes need, std::vector<Piece>& freed) {
     file_surplus(empties);
   }
   std::vector<Range*> victims;
+  std::size_t idle_victims = 0;  // the first ones: known idle, unmapped; the rest retired
   {
     std::lock_guard lock(large.mutex());
-    if (large.ready_bytes() < need) return false;
+    const std::vector<Range*> pending = large.pending_oldest_first(same_stream);
+    Bytes available = large.ready_bytes();
+    for (const Range* r : pending) available += r->size;
+    if (available < need) return false;
     Bytes gathered;
     for (Range* r : large.ready_oldest_first()) {
       if (gathered >= need) break;
@@ -378,12 +392,28 @@ bool Arena::Impl::reclaim(Bytes need, std::vector<Piece>& freed) {
       victims.push_back(r);
       gathered += r->size;
     }
+    idle_victims = victims.size();
+    for (Range* r : pending) {
+      if (gathered >= need) break;
+      large.remove(r);
+      r->state = RangeState::kSpare;
+      victims.push_back(r);
+      gathered += r->size;
+    }
   }
   Bytes gathered;
-  for (Range* r : victims) {
+  for (std::size_t i = 0; i < victims.size(); ++i) {
+    Range* r = victims[i];
     const Bytes size = r->size;
     const DevicePtr base = r->base;
     const std::size_t handles = r->pieces.size();
+    if (i >= idle_victims) {
+      retire_range(r, freed);
+      gathered += size;
+      bump(c.reclaims);
+      emit(ArenaEventKind::kUnmap, base, size, handles);
+      continue;
+    }
     if (unmap_range(r, freed)) {
       gathered += size;
       bump(c.reclaims);
@@ -407,6 +437,32 @@ bool Arena::Impl::unmap_range(Range* r, std::vector<Piece>& freed) {
   std::lock_guard lock(large.mutex());
   pool.put(r);
   return true;
+}
+
+void Arena::Impl::retire_range(Range* r, std::vector<Piece>& freed) {
+  // No lookup may find it from now on: a free of its old address is an invalid pointer.
+  map.assign(r->base, r->size, nullptr);
+  freed.insert(freed.end(), r->pieces.begin(), r->pieces.end());
+  std::lock_guard lock(large.mutex());
+  r->pieces.clear();
+  r->state = RangeState::kRetired;
+  retired.push_back(r);
+}
+
+void Arena::Impl::unmap_retired() {
+  for (std::size_t i = 0; i < retired.size();) {
+    Range* r = retired[i];
+    if (!fences.fenced(r->tag) || backend->unmap(r->base, r->size) != vmm::Status::kOk) {
+      ++i;
+      continue;
+    }
+    va_free.insert((r->base - va_base) / gran, r->size / gran);
+    sub(c.mapped, r->size);
+    retired[i] = retired.back();
+    retired.pop_back();
+    std::lock_guard lock(large.mutex());
+    pool.put(r);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,6 +624,7 @@ Range* Arena::Impl::build(Bytes size, Bytes max, std::vector<Piece> reuse, Range
 // Fences, trim
 
 void Arena::Impl::promote_everything() {
+  unmap_retired();
   {
     std::lock_guard lock(large.mutex());
     large.promote(fences);

@@ -102,4 +102,13 @@ std::vector<Range*> LargeCache::ready_oldest_first() const {
   return out;
 }
 
+std::vector<Range*> LargeCache::pending_oldest_first(StreamIndex stream) const {
+  std::vector<Range*> out;
+  if (stream == kAnyStream || stream == kParked || stream.value >= pending_.size()) return out;
+  for (const auto& [size, r] : pending_[stream.value]) out.push_back(r);
+  std::sort(out.begin(), out.end(),
+            [](const Range* a, const Range* b) { return a->cached_at < b->cached_at; });
+  return out;
+}
+
 }  // namespace cudefrag::arena

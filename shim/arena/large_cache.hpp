@@ -39,6 +39,9 @@ class LargeCache {
 
   const std::map<std::uintptr_t, Range*>& ready_by_address() const { return ready_by_address_; }
   std::vector<Range*> ready_oldest_first() const;
+  // Ranges pending on `stream` (its frees not yet known complete), oldest first; none for
+  // kAnyStream and kParked.
+  std::vector<Range*> pending_oldest_first(StreamIndex stream) const;
 
   Bytes cached_bytes() const { return cached_; }
   Bytes ready_bytes() const { return ready_; }

@@ -31,6 +31,11 @@ enum class RangeState : std::uint8_t {
   kLive,    // one large allocation
   kCached,  // freed, still mapped, in the large cache
   kSlab,    // a slab page: units carved into slabs of small slots (slab_pages.hpp)
+  // Freed on a stream, its free not yet known complete, and its handles already moved behind a
+  // new range for an allocation on that same stream (CUDA's stream order puts the new user after
+  // the old one). Owns no pieces; its addresses stay mapped until `tag` is fenced, so that work
+  // still queued through them finds memory there.
+  kRetired,
 };
 
 struct Range {
@@ -40,7 +45,7 @@ struct Range {
   // Guarded by the large cache's mutex.
   RangeState state = RangeState::kSpare;
   Bytes requested;              // kLive: what the program asked for
-  FenceTag tag;                 // kCached: when it may be reused
+  FenceTag tag;                 // kCached: when it may be reused; kRetired: when to unmap
   std::uint64_t cached_at = 0;  // kCached: clock value when it entered the cache (oldest go first)
   std::multimap<std::uint64_t, Range*>::iterator by_size;  // kCached
   std::map<std::uintptr_t, Range*>::iterator by_address;   // kCached and ready

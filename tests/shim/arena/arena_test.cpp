@@ -392,6 +392,48 @@ TEST(Arena, TheGrowthBudgetTakesOnlyMemoryKnownIdle) {
   ASSERT_EQ(arena->free(second, s2.ref(), kAsyncFree), FreeResult::kOk);
 }
 
+// On the request's own stream the budget also takes memory whose free is not yet known
+// complete: the stream's order puts the new user after the old one. The handles move behind the
+// new range and the old addresses stay mapped until the free completes, so that work still
+// queued through them (a "kernel" held back, then writing through the old address) finds
+// memory there; unmapped at once, the host backend's reservation would fault.
+TEST(Arena, TheGrowthBudgetTakesMemoryFreedOnTheSameStreamWithoutWaiting) {
+  HostArenaConfig config;
+  config.capacity = MiB(512);
+  config.options.grow_percent = 100;
+  auto arena = make_host_arena(config);
+  const Patterns patterns(MiB(96));
+  vmm::HostStream s1;
+  std::atomic<bool> go{false};
+  const DevicePtr first = must_allocate(*arena, MiB(64), s1.ref());
+  s1.enqueue([&] {
+    while (!go.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    patterns.fill(first, MiB(64), 1);
+  });
+  ASSERT_EQ(arena->free(first, s1.ref(), kAsyncFree), FreeResult::kOk);
+  const DevicePtr second = must_allocate(*arena, MiB(96), s1.ref());
+  const ArenaStats s = arena->stats();
+  EXPECT_EQ(s.physical, MiB(96));
+  EXPECT_EQ(s.budget_rebuilds, 1u);
+  EXPECT_EQ(s.stitches, 1u);
+  EXPECT_EQ(s.event_waits, 0u);
+  EXPECT_EQ(s.device_syncs, 0u);
+  EXPECT_EQ(s.mapped, MiB(160));  // the old addresses too, until the free completes
+  EXPECT_EQ(backend_stats(*arena).live_mappings, 3u);  // old 64, new 64 + 32 MiB
+  EXPECT_FALSE(arena->allocation_range(first).has_value());
+  EXPECT_EQ(arena->free(first, s1.ref(), kAsyncFree), FreeResult::kInvalidPointer);
+  s1.enqueue([&] { patterns.fill(second, MiB(96), 2); });
+  go = true;
+  s1.synchronize();
+  EXPECT_TRUE(patterns.check(second, MiB(96), 2));
+  // The next slow path finds the free complete and unmaps the old addresses.
+  ASSERT_EQ(arena->trim(MiB(512)), vmm::Status::kOk);
+  EXPECT_EQ(arena->stats().mapped, MiB(96));
+  EXPECT_EQ(arena->stats().physical, MiB(96));
+  EXPECT_EQ(backend_stats(*arena).live_mappings, 2u);
+  ASSERT_EQ(arena->free(second, s1.ref(), kAsyncFree), FreeResult::kOk);
+}
+
 // The slow paths' time is counted (what the launcher's summary reports), the fast paths' not.
 TEST(Arena, TimesItsSlowPathsOnly) {
   auto arena = make_host_arena({});
