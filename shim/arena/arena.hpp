@@ -14,7 +14,9 @@
 //   allocations) once the free has completed on s. A block freed with free(..., kLegacy)
 //   (cudaFree) is not handed out until a device synchronize has followed the free. A legacy
 //   allocation (cudaMalloc) only gets memory no queued work can touch.
-// - Memory is never unmapped while queued work could still touch it.
+// - Memory is never unmapped while queued work could still touch it. (Past the growth budget the
+//   physical memory of a block freed on stream s may be mapped at once behind a new range for
+//   an allocation on s; the block's own addresses stay mapped until its free has completed.)
 // - The arena never holds more physical memory than the limit.
 // - A failed allocation changes no live allocation and reports the arena's state.
 // - Every method is thread-safe. Allocations and frees served from the caches make no backend
@@ -64,9 +66,10 @@ struct ArenaOptions {
   // Growth budget, in percent: with room under the limit, new memory is created only while the
   // arena's physical memory stays within grow_percent % of max(peak live, live + request).
   // Beyond that a request that missed the caches is first rebuilt from cached memory already
-  // known idle (unmapped and stitched, never waiting for the device), and only what that cannot
-  // cover is created. 0: create while the limit allows. Without a budget the arena kept
-  // growing when a program did the same work again: replaying the shipped H200 traces 8 times
+  // known idle (unmapped and stitched), then from memory freed on the request's own stream (its
+  // old addresses stay mapped until that free completes), never waiting for the device; only
+  // what that cannot cover is created. 0: create while the limit allows. Without a budget the arena
+  // kept growing when a program did the same work again: replaying the shipped H200 traces 8 times
   // (`cudefrag replay --repeat 8`), 6.5 -> 8.4 GiB (diffusion) and 8.5 -> 9.3 GiB (ComfyUI),
   // where 200 settled at 4.7 and 5.0 GiB after the first time (docs/arena.md).
   std::uint32_t grow_percent = 200;

@@ -220,8 +220,8 @@ inline constexpr std::array<OptionSpec, kOptionCount> kOptions{{
      "How far the arena grows while the limit leaves room: it creates new memory only while what "
      "it holds stays within this percentage of the most that was live (or of what is live plus "
      "the request); past that, a request is first rebuilt from cached memory the GPU is done "
-     "with (remapped, never waiting for the GPU). 0: grow while the limit allows (fewest "
-     "remaps, most memory held)."},
+     "with or that was freed on the request's own stream (remapped, never waiting for the GPU). "
+     "0: grow while the limit allows (fewest remaps, most memory held)."},
 }};
 
 constexpr const OptionSpec& spec(Option o) {
