@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -68,7 +69,8 @@ struct Arena::Impl {
   Range* reclaim_and_build(Bytes min, Bytes max, Bytes headroom, RangeState state, Bytes requested,
                            vmm::Status* status, bool* built, StreamIndex same_stream = kAnyStream);
   // Moves the handles of a range pending on a stream to `freed` and leaves its addresses mapped
-  // (kRetired) until its fence passes. Out of every cache already; never fails.
+  // (kRetired) until its fence passes; they no longer count as mapped (the memory behind them is
+  // counted where it is used now). Out of every cache already; never fails.
   void retire_range(Range* r, std::vector<Piece>& freed);
   // Unmaps the retired ranges whose fence has passed and gives their addresses back (one that
   // the backend refuses to unmap stays retired, tried again at the next slow path).
@@ -82,7 +84,8 @@ struct Arena::Impl {
   vmm::Status create_pieces(Bytes size, std::vector<Piece>& out);
   vmm::Status create_new_pieces(Bytes size, std::vector<Piece>& out);
   // Gives `pieces` back to the device; the first `cached` of them held memory of the cache
-  // (ranges or empty slabs unmapped by reclaim or trim), the others memory just created.
+  // (ranges or empty slabs unmapped by reclaim or trim), the others memory just created. A
+  // piece a retired range still maps goes to that range instead (see `aliased`).
   void release_pieces(std::span<const Piece> pieces, std::size_t cached);
   // Unmaps a range that is out of every cache, appends its handles to `freed` and recycles it.
   // False when the backend refuses (the range is left as it was).
@@ -124,6 +127,10 @@ struct Arena::Impl {
   RangePool pool;
   ExtentSet va_free;            // in granules, from va_base
   std::vector<Range*> retired;  // kRetired ranges, still mapped
+  // Handle -> the retired range still mapping it. A handle released while a retired range maps
+  // it is handed to that range instead, counted as mapped (cached) and physical until the range
+  // is unmapped and the handle released: the device keeps the memory until then.
+  std::map<std::uint64_t, Range*> aliased;
   ArenaListener listener;
 
   struct Counters {

@@ -442,6 +442,8 @@ bool Arena::Impl::unmap_range(Range* r, std::vector<Piece>& freed) {
 void Arena::Impl::retire_range(Range* r, std::vector<Piece>& freed) {
   // No lookup may find it from now on: a free of its old address is an invalid pointer.
   map.assign(r->base, r->size, nullptr);
+  sub(c.mapped, r->size);
+  for (const Piece& p : r->pieces) aliased[p.handle.value] = r;
   freed.insert(freed.end(), r->pieces.begin(), r->pieces.end());
   std::lock_guard lock(large.mutex());
   r->pieces.clear();
@@ -457,11 +459,17 @@ void Arena::Impl::unmap_retired() {
       continue;
     }
     va_free.insert((r->base - va_base) / gran, r->size / gran);
-    sub(c.mapped, r->size);
+    std::erase_if(aliased, [r](const auto& entry) { return entry.second == r; });
+    // Handles released while this range still mapped them: their memory goes now.
+    const std::vector<Piece> deferred = std::move(r->pieces);
+    sub(c.mapped, sum(deferred));
     retired[i] = retired.back();
     retired.pop_back();
-    std::lock_guard lock(large.mutex());
-    pool.put(r);
+    {
+      std::lock_guard lock(large.mutex());
+      pool.put(r);
+    }
+    release_pieces(deferred, deferred.size());
   }
 }
 
@@ -472,18 +480,32 @@ void Arena::Impl::release_pieces(std::span<const Piece> pieces, std::size_t cach
   if (pieces.empty()) return;
   Bytes released;
   Bytes from_cache;
+  std::size_t handles = 0;
+  std::size_t cached_handles = 0;
   for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (const auto it = aliased.find(pieces[i].handle.value); it != aliased.end()) {
+      // Still held, behind the retired range alone: mapped (and so cached) until it goes.
+      it->second->pieces.push_back(pieces[i]);
+      add(c.mapped, pieces[i].size);
+      aliased.erase(it);
+      continue;
+    }
     // A failed release leaks the handle in the driver but never corrupts the arena.
     (void)backend->release(pieces[i].handle);
     released += pieces[i].size;
-    if (i < cached) from_cache += pieces[i].size;
+    ++handles;
+    if (i < cached) {
+      from_cache += pieces[i].size;
+      ++cached_handles;
+    }
   }
+  if (handles == 0) return;
   sub(c.physical, released);
-  bump(c.handles_released, pieces.size());
-  emit(ArenaEventKind::kPhysicalRelease, {}, released, pieces.size());
+  bump(c.handles_released, handles);
+  emit(ArenaEventKind::kPhysicalRelease, {}, released, handles);
   if (from_cache.value != 0 && listener) {
     const ArenaStats s = stats();
-    emit(ArenaEventKind::kCacheRelease, {}, from_cache, std::min(cached, pieces.size()), &s);
+    emit(ArenaEventKind::kCacheRelease, {}, from_cache, cached_handles, &s);
   }
 }
 
