@@ -52,7 +52,7 @@ failures=0
 # GPU_CHECK_STEPS: the step groups to run, comma-separated (default: all): ctest, semantics,
 # examples, pytorch, oom, passthrough, memcheck, bench, workloads (or workload_<w>),
 # trace_overhead, exports, record_workloads, two_gpus. Only when named: bisect*, comfyui*,
-# traced_card_<w>, python_versions, outside_memory, workload_tensors.
+# traced_card_<w>, python_versions, outside_memory, workload_tensors, alternate_<w>.
 steps=${GPU_CHECK_STEPS:-all}
 want() { [[ $steps == all || ",$steps," == *",$1,"* ]]; }
 # The slow and special groups run only when named.
@@ -729,6 +729,38 @@ if [[ ${GPU_CHECK_BENCH:-1} != 0 ]] && is_elf "$probe" && limit=$(limit_for 60);
 fi
 
 fi  # want
+# ---------------------------------------------------------------------------------------------
+# The arena against CUDA's own allocator in one process (step group alternate_<workload>, only
+# when named): workloads.py --alternate-arena under `cudefrag run`, PyTorch on
+# backend:cudaMallocAsync, every other pass with the arena paused; GPU_CHECK_ALTERNATE_PASSES
+# passes (default 12). Key figure: the median arena / CUDA ratio over neighbouring passes.
+for w in diffusion transformer tensors; do
+  asked "alternate_$w" || continue
+  if [[ -z $launcher ]]; then
+    record "alternate $w" SKIP "needs the launcher"
+    continue
+  fi
+  if ! limit=$(limit_for 300); then
+    record "alternate $w" SKIP "out of time"
+    continue
+  fi
+  log="$logs/alternate_$w.log"
+  run_logged "$log" "$limit" "$launcher" run -- $py "$repo/bench/workloads/workloads.py" "$w" \
+    --passes "${GPU_CHECK_ALTERNATE_PASSES:-12}" --alternate-arena \
+    --json-out "$out/alternate_$w.json"
+  figure=$($py -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+ratio = r.get("arena_over_cuda")
+print("%s; arena over CUDA %s; arena passes %s; CUDA passes %s" % (r["status"],
+      "%.3f" % ratio if ratio else "-", r["route_seconds"]["arena"], r["route_seconds"]["cuda"]))' \
+    "$out/alternate_$w.json" 2>/dev/null)
+  if [[ $figure == ok* ]]; then
+    record "alternate $w" PASS "$figure"
+  else
+    record "alternate $w" FAIL "${figure:-no result}; see logs/alternate_$w.log"
+  fi
+done
+
 # ---------------------------------------------------------------------------------------------
 # Whole workloads (bench/workloads/): each contender allocator on the whole card,
 # GPU_CHECK_WORKLOAD_REPEAT runs each (default 1; compare.py interleaves them), each of

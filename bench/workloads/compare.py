@@ -169,6 +169,21 @@ def pair_costs(runs, contender, q=0.1):
     return {name: quantile(v, q) for name, v in out.items() if v}
 
 
+def arena_over_cuda(route_seconds):
+    """--alternate-arena: the median over pairs of passes (an arena pass, then the next pass
+    with the arena paused) of arena time / CUDA time, the first pair (each route's warm-up)
+    left out; None without such a pair. Neighbouring passes share more of the machine's state
+    than separate processes, whose levels differed by ~20 % on the H200's host; the host also
+    switched levels within a process, now and then, which the median over pairs rides out.
+    Not yet run on a GPU."""
+    pairs = list(zip(route_seconds["arena"], route_seconds["cuda"]))[1:]
+    ratios = sorted(a / c for a, c in pairs if c > 0)
+    if not ratios:
+        return None
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+
+
 def in_run_spread(run):
     """How far a run's steady passes (after the first) spread: slowest over fastest, minus one.
     None with fewer than two of them. Beside the spread between runs it tells a machine that

@@ -63,6 +63,18 @@ class FastTimeTest(unittest.TestCase):
         self.assertEqual(compare.pair_costs(runs, "b"), {})
 
 
+class AlternateArenaTest(unittest.TestCase):
+    def test_median_over_neighbouring_pairs_after_the_warm_ups(self):
+        # Pass 0 (arena) and 1 (cuda) are warm-ups; the machine slows down for the third pair,
+        # which moves both of its passes alike.
+        routes = {"arena": [9.0, 0.20, 0.30, 0.21], "cuda": [5.0, 0.21, 0.31, 0.20]}
+        self.assertAlmostEqual(compare.arena_over_cuda(routes), 0.30 / 0.31)
+        self.assertIsNone(compare.arena_over_cuda({"arena": [9.0], "cuda": [5.0]}))
+        # An arena pass without its CUDA neighbour (an odd number of passes) pairs nothing.
+        odd = {"arena": [9.0, 0.2, 0.5], "cuda": [5.0, 0.25]}
+        self.assertAlmostEqual(compare.arena_over_cuda(odd), 0.8)
+
+
 class PairedTest(unittest.TestCase):
     def test_ratios_are_per_round_over_the_reference(self):
         runs = [

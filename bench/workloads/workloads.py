@@ -2,6 +2,7 @@
 """Two PyTorch workloads that allocate the way real inference does, with random weights.
 
     python3 workloads.py diffusion|transformer|tensors [--scale S] [--passes N] [--json-out FILE]
+                         [--alternate-arena]
 
 diffusion: a UNet (conv + group norm + spatial self-attention, skip connections) denoising
     latents for a few steps, then a VAE-style decoder that upsamples the latents 8x to pixels, over
@@ -17,7 +18,12 @@ tensors: no model, only what an allocation costs the program: a step per size (5
     pairs is the cost of one pair through PyTorch's allocator and whatever serves it; --scale
     multiplies the pairs. The whole workloads spend part of their time on exactly this.
 
-All run under torch.inference_mode() in float16. Each step's outcome is printed as it ends; an
+All run under torch.inference_mode() in float16.
+
+--alternate-arena (under `cudefrag run` only): passes alternate between the arena and CUDA's own
+allocator in one process (cudefrag_arena_pause() around every other pass; frees go where their
+memory came from), and the JSON gains route_seconds {"arena": [...], "cuda": [...]} and
+arena_over_cuda (arena_over_cuda()). Both routes keep their caches, so the process holds both. Each step's outcome is printed as it ends; an
 out-of-memory error ends the run (status "oom" with the step). Last line: one JSON object
     {"workload", "status", "steps", "failed_step", "seconds", "peak_allocated", "peak_reserved",
      "pool_reserved_high", "pool_used_high", "allocator_backend", "alloc_conf", "pass_seconds",
@@ -47,6 +53,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from compare import arena_over_cuda  # compare.py holds the timing rules: tested without torch
 
 # (height, width, batch) in pixels, the order a user queues them in.
 DIFFUSION_SERIES = [(512, 512, 1), (768, 768, 1), (512, 512, 4), (1024, 1024, 1),
@@ -320,9 +328,20 @@ def main():
     parser.add_argument("--passes", type=int, default=1,
                         help="run the series this many times (a longer run for timing)")
     parser.add_argument("--json-out", help="also write the last line's JSON to this file")
+    parser.add_argument("--alternate-arena", action="store_true",
+                        help="under `cudefrag run`: every other pass with the arena paused "
+                             "(cudefrag_arena_pause: CUDA's own allocator serves it), so that "
+                             "one process times both on the same machine state")
     args = parser.parse_args()
     if args.passes < 1:
         parser.error("--passes must be at least 1")
+    routes = None
+    if args.alternate_arena:
+        routes = ctypes.CDLL(None)
+        if not hasattr(routes, "cudefrag_arena_pause"):
+            parser.error("--alternate-arena needs the program to run under `cudefrag run`")
+        if args.passes < 4:
+            parser.error("--alternate-arena needs --passes 4 or more (two warm-ups, then pairs)")
     if not torch.cuda.is_available():
         print("workloads: no CUDA device", file=sys.stderr)
         return 77
@@ -343,7 +362,12 @@ def main():
             torch.cuda.synchronize()
             start = time.perf_counter()
             result["pass_seconds"] = []
-            for _ in range(args.passes):
+            for index in range(args.passes):
+                # With --alternate-arena, odd passes run with the arena paused on this thread
+                # (PyTorch allocates on it): their tensors come from CUDA's allocator.
+                route = "cuda" if routes is not None and index % 2 else "arena"
+                if route == "cuda":
+                    routes.cudefrag_arena_pause()
                 pass_start = time.perf_counter()
                 for name, run in steps:
                     t0 = time.perf_counter()
@@ -357,6 +381,11 @@ def main():
                           f"allocated {torch.cuda.max_memory_allocated(device)} "
                           f"reserved {torch.cuda.max_memory_reserved(device)}", flush=True)
                 result["pass_seconds"].append(round(time.perf_counter() - pass_start, 4))
+                if routes is not None:
+                    if route == "cuda":
+                        routes.cudefrag_arena_resume()
+                    result.setdefault("route_seconds", {"arena": [], "cuda": []})[route].append(
+                        result["pass_seconds"][-1])
     except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
         # Under PYTORCH_NO_CUDA_MEMORY_CACHING PyTorch checks cudaMalloc like any CUDA call: an
         # out-of-memory error arrives as a generic CUDA error (torch.AcceleratorError, a
@@ -367,6 +396,8 @@ def main():
         result["failed_step"] = result["steps"]
         print(f"workloads: {args.workload} out of memory: {str(e).splitlines()[0]}", flush=True)
     result["seconds"] = round(time.perf_counter() - start, 4) if start is not None else None
+    if "route_seconds" in result:
+        result["arena_over_cuda"] = arena_over_cuda(result["route_seconds"])
     result["peak_allocated"] = torch.cuda.max_memory_allocated(device)
     result["peak_reserved"] = torch.cuda.max_memory_reserved(device)
     result["pool_reserved_high"], result["pool_used_high"] = pool_figures()

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
 
 #include "shim/config/log.hpp"
 #include "shim/hooks/arenas.hpp"
@@ -13,6 +14,9 @@
 
 namespace cudefrag::hooks {
 namespace {
+
+// cudefrag_arena_pause() calls of this thread not yet resumed (cudefrag.h).
+[[gnu::tls_model("initial-exec")]] thread_local int t_paused = 0;
 
 std::optional<DeviceOrdinal> context_device() noexcept {
   const auto get = real::driver().cuCtxGetDevice;
@@ -68,6 +72,7 @@ bool arena_mode() noexcept {
 Served arena_allocate(HookId id, Bytes size, const StreamArg* stream, bool from_pool,
                       const void* pool) noexcept {
   Served out;
+  if (t_paused > 0) return out;
   if (stream != nullptr && capturing(*stream)) return out;
   const std::optional<DeviceOrdinal> device = allocation_device(info(id).api);
   if (!device) return out;
@@ -257,8 +262,9 @@ bool arena_refuses_ipc(const void* p) noexcept {
   if (!said.exchange(true, std::memory_order_relaxed)) {
     log::warn(
         "cudaIpcGetMemHandle: legacy CUDA IPC cannot share arena (virtual memory) allocations; "
-        "the call fails with cudaErrorInvalidValue. Run with CUDEFRAG_MODE=passthrough "
-        "(cudefrag run --mode passthrough) to share memory between processes this way.");
+        "the call fails with cudaErrorInvalidValue. Allocate that memory between "
+        "cudefrag_arena_pause() and cudefrag_arena_resume() (cudefrag.h), or run with "
+        "CUDEFRAG_MODE=passthrough (cudefrag run --mode passthrough), to share it this way.");
   }
   return true;
 }
@@ -289,3 +295,17 @@ void arena_stream_destroyed(const void* stream) noexcept {
 }
 
 }  // namespace cudefrag::hooks
+
+// cudefrag.h is not included: it declares these weak (for programs), which would make the
+// definitions weak too.
+extern "C" [[gnu::visibility("default")]] int cudefrag_arena_pause(void) {
+  int& depth = cudefrag::hooks::t_paused;
+  if (depth < std::numeric_limits<int>::max()) ++depth;
+  return depth;
+}
+
+extern "C" [[gnu::visibility("default")]] int cudefrag_arena_resume(void) {
+  int& depth = cudefrag::hooks::t_paused;
+  if (depth > 0) --depth;
+  return depth;
+}

@@ -8,6 +8,8 @@
 //   nodes belong to the driver); allocations from a pool are the arena's only for the device's
 //   default pool. The device is that of the calling thread's current context.
 // - A pointer the arena does not own goes to the real free.
+// - A thread between cudefrag_arena_pause() and its cudefrag_arena_resume() (cudefrag.h)
+//   allocates from CUDA itself; its frees go wherever the memory came from.
 // - Nothing here logs on the success path; failures to start an arena and refused calls are
 //   logged once.
 #pragma once

@@ -124,7 +124,8 @@
 #define CUDEFRAG_LIBC_HOOKS(X) X(dlsym)
 
 /* Exported functions that are not hooks: the public C API of shim/trace/cudefrag.h (defined in
- * shim/trace/process_recorder.cpp). */
-#define CUDEFRAG_PUBLIC_API(X) X(cudefrag_mark) X(cudefrag_flush)
+ * shim/trace/process_recorder.cpp and shim/hooks/arena_route.cpp). */
+#define CUDEFRAG_PUBLIC_API(X) \
+  X(cudefrag_mark) X(cudefrag_flush) X(cudefrag_arena_pause) X(cudefrag_arena_resume)
 
 #endif /* CUDEFRAG_SHIM_HOOKS_HOOK_LIST_H */

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <random>
 #include <thread>
@@ -28,6 +29,15 @@ DevicePtr must_allocate(Arena& a, Bytes size, vmm::StreamRef s = {}, AllocKind k
   const AllocResult r = a.allocate(size, s, k);
   EXPECT_TRUE(r.ok()) << "allocate " << size.value;
   return r.ptr;
+}
+
+// Queues a "kernel" on `s` that waits until `go` is set, then runs `then`: what is queued or
+// freed on `s` after it stays pending until the test lets it go.
+void hold_until(vmm::HostStream& s, const std::atomic<bool>& go, std::function<void()> then = {}) {
+  s.enqueue([&go, then = std::move(then)] {
+    while (!go.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (then) then();
+  });
 }
 
 TEST(Arena, ZeroBytesAndNullAreNoOps) {
@@ -125,9 +135,7 @@ TEST(Arena, OtherStreamsDoNotGetMemoryStillInUse) {
   for (const Bytes size : {KiB(4), MiB(8)}) {
     go = false;
     const DevicePtr p = must_allocate(*arena, size, s1.ref());
-    s1.enqueue([&] {
-      while (!go.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
-    });
+    hold_until(s1, go);
     ASSERT_EQ(arena->free(p, s1.ref(), kAsyncFree), FreeResult::kOk);
     EXPECT_NE(must_allocate(*arena, size, s2.ref()), p);
     EXPECT_NE(must_allocate(*arena, size, {}, AllocKind::kLegacy), p);
@@ -377,9 +385,7 @@ TEST(Arena, TheGrowthBudgetTakesOnlyMemoryKnownIdle) {
   vmm::HostStream s2;
   std::atomic<bool> go{false};
   const DevicePtr first = must_allocate(*arena, MiB(64), s1.ref());
-  s1.enqueue([&] {
-    while (!go.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
-  });
+  hold_until(s1, go);
   ASSERT_EQ(arena->free(first, s1.ref(), kAsyncFree), FreeResult::kOk);
   const DevicePtr second = must_allocate(*arena, MiB(96), s2.ref());
   const ArenaStats s = arena->stats();
@@ -406,10 +412,7 @@ TEST(Arena, TheGrowthBudgetTakesMemoryFreedOnTheSameStreamWithoutWaiting) {
   vmm::HostStream s1;
   std::atomic<bool> go{false};
   const DevicePtr first = must_allocate(*arena, MiB(64), s1.ref());
-  s1.enqueue([&] {
-    while (!go.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
-    patterns.fill(first, MiB(64), 1);
-  });
+  hold_until(s1, go, [&] { patterns.fill(first, MiB(64), 1); });
   ASSERT_EQ(arena->free(first, s1.ref(), kAsyncFree), FreeResult::kOk);
   const DevicePtr second = must_allocate(*arena, MiB(96), s1.ref());
   const ArenaStats s = arena->stats();
@@ -446,9 +449,7 @@ TEST(Arena, AHandleStillMappedAtARetiredAddressIsReleasedWhenThatAddressGoes) {
   vmm::HostStream s1;
   std::atomic<bool> go{false};
   const DevicePtr first = must_allocate(*arena, MiB(64), s1.ref());
-  s1.enqueue([&] {
-    while (!go.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
-  });
+  hold_until(s1, go);
   ASSERT_EQ(arena->free(first, s1.ref(), kAsyncFree), FreeResult::kOk);
   const DevicePtr second = must_allocate(*arena, MiB(40), s1.ref());
   ArenaStats s = arena->stats();

@@ -16,6 +16,7 @@
 #include "shim/hooks/exports.hpp"
 #include "shim/hooks/hook_table.hpp"
 #include "shim/hooks/shim_state.hpp"
+#include "shim/trace/cudefrag.h"
 #include "shim/vmm/forwarding_backend.hpp"
 #include "shim/vmm/host_backend.hpp"
 #include "tests/shim/hooks/fake/fake_control.hpp"
@@ -209,6 +210,53 @@ TEST_F(ArenaRouting, ForeignPointersGoToTheRealFree) {
   // Inside the arena's region but not an allocation: refused, not passed on.
   EXPECT_EQ(cudaFree(static_cast<char*>(ours) + 256), cudaErrorInvalidValue);
   EXPECT_EQ(runtime_calls("cudaFree") - before, 1U);
+}
+
+// cudefrag_arena_pause() (cudefrag.h): the calling thread's allocations go to CUDA until the
+// matching resume, other threads' to the arena; every free goes where its memory came from.
+TEST_F(ArenaRouting, APausedThreadAllocatesFromCudaItselfUntilItResumes) {
+  vmm::HostStream stream;
+  auto* s = reinterpret_cast<cudaStream_t>(stream.ref().value);
+  void* ours = nullptr;
+  ASSERT_EQ(cudaMalloc(&ours, kMiB), cudaSuccess);
+  ASSERT_TRUE(arena_owns(ours));
+  EXPECT_EQ(cudefrag_arena_pause(), 1);
+  EXPECT_EQ(cudefrag_arena_pause(), 2);  // nested
+  const auto mallocs = runtime_calls("cudaMalloc");
+  const auto async_mallocs = runtime_calls("cudaMallocAsync");
+  void* theirs = nullptr;
+  void* theirs_async = nullptr;
+  CUdeviceptr theirs_driver = 0;
+  ASSERT_EQ(cudaMalloc(&theirs, kMiB), cudaSuccess);
+  ASSERT_EQ(cudaMallocAsync(&theirs_async, 4 * kMiB, s), cudaSuccess);
+  ASSERT_EQ(cuMemAlloc_v2(&theirs_driver, kMiB), CUDA_SUCCESS);
+  EXPECT_FALSE(arena_owns(theirs));
+  EXPECT_FALSE(arena_owns(theirs_async));
+  EXPECT_FALSE(arena_owns(reinterpret_cast<void*>(theirs_driver)));
+  EXPECT_EQ(runtime_calls("cudaMalloc") - mallocs, 1U);
+  EXPECT_EQ(runtime_calls("cudaMallocAsync") - async_mallocs, 1U);
+  std::thread([] {
+    void* other = nullptr;
+    ASSERT_EQ(cudaMalloc(&other, kMiB), cudaSuccess);
+    EXPECT_TRUE(arena_owns(other));
+    EXPECT_EQ(cudaFree(other), cudaSuccess);
+  }).join();
+  // Paused or not, arena memory goes back to the arena and CUDA's to CUDA.
+  const auto frees = runtime_calls("cudaFree");
+  EXPECT_EQ(cudaFree(ours), cudaSuccess);
+  EXPECT_EQ(runtime_calls("cudaFree") - frees, 0U);
+  EXPECT_EQ(cudefrag_arena_resume(), 1);
+  EXPECT_EQ(cudefrag_arena_resume(), 0);
+  EXPECT_EQ(cudefrag_arena_resume(), 0);  // one resume too many changes nothing
+  EXPECT_EQ(cudaFree(theirs), cudaSuccess);
+  EXPECT_EQ(runtime_calls("cudaFree") - frees, 1U);
+  EXPECT_EQ(cudaFreeAsync(theirs_async, s), cudaSuccess);
+  EXPECT_EQ(cuMemFree_v2(theirs_driver), CUDA_SUCCESS);
+  void* again = nullptr;
+  ASSERT_EQ(cudaMalloc(&again, kMiB), cudaSuccess);
+  EXPECT_TRUE(arena_owns(again));
+  EXPECT_EQ(cudaFree(again), cudaSuccess);
+  stream.synchronize();
 }
 
 TEST_F(ArenaRouting, StreamOrderedAllocationsOnEveryKindOfStream) {
