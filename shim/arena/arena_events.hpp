@@ -20,7 +20,8 @@ enum class ArenaEventKind : std::uint8_t {
   kMap,              // a new range from newly created physical memory
   kStitch,           // a new range that reuses physical memory unmapped from other ranges
   kJoin,             // cached ranges joined or split to serve a request, without a backend call
-  kUnmap,            // a cached range or empty slab unmapped (reclaim or trim)
+  kUnmap,            // a cached range or empty slab unmapped (reclaim or trim), or retired
+                     // (RangeState::kRetired: its addresses are unmapped once its free completes)
   kPhysicalCreate,   // physical memory created (size: bytes; handles: how many)
   kPhysicalRelease,  // physical memory handed back to the device (size: bytes; handles)
   kCacheRelease,     // of that, memory that was cached (size: bytes); `state` after it

@@ -385,21 +385,19 @@ bool Arena::Impl::reclaim(Bytes need, std::vector<Piece>& freed, StreamIndex sam
     for (const Range* r : pending) available += r->size;
     if (available < need) return false;
     Bytes gathered;
-    for (Range* r : large.ready_oldest_first()) {
-      if (gathered >= need) break;
-      large.remove(r);
-      r->state = RangeState::kSpare;
-      victims.push_back(r);
-      gathered += r->size;
-    }
+    // Out of the cache, oldest first, until `need` is gathered.
+    const auto take = [&](const std::vector<Range*>& from) {
+      for (Range* r : from) {
+        if (gathered >= need) break;
+        large.remove(r);
+        r->state = RangeState::kSpare;
+        victims.push_back(r);
+        gathered += r->size;
+      }
+    };
+    take(large.ready_oldest_first());
     idle_victims = victims.size();
-    for (Range* r : pending) {
-      if (gathered >= need) break;
-      large.remove(r);
-      r->state = RangeState::kSpare;
-      victims.push_back(r);
-      gathered += r->size;
-    }
+    take(pending);
   }
   Bytes gathered;
   for (std::size_t i = 0; i < victims.size(); ++i) {
@@ -407,14 +405,15 @@ bool Arena::Impl::reclaim(Bytes need, std::vector<Piece>& freed, StreamIndex sam
     const Bytes size = r->size;
     const DevicePtr base = r->base;
     const std::size_t handles = r->pieces.size();
+    // A retired range is out of service as an unmapped one is (its addresses go later); only an
+    // idle range's unmap can fail, and it then goes back to the cache as it was.
+    bool taken = true;
     if (i >= idle_victims) {
       retire_range(r, freed);
-      gathered += size;
-      bump(c.reclaims);
-      emit(ArenaEventKind::kUnmap, base, size, handles);
-      continue;
+    } else {
+      taken = unmap_range(r, freed);
     }
-    if (unmap_range(r, freed)) {
+    if (taken) {
       gathered += size;
       bump(c.reclaims);
       emit(ArenaEventKind::kUnmap, base, size, handles);

@@ -46,8 +46,9 @@ struct ArenaStats {
   std::uint64_t remaps = 0;    // physical handles mapped again at a new address
   std::uint64_t joins = 0;     // requests served by joining or splitting cached ranges, no remap
   std::uint64_t reclaims = 0;  // cached ranges and empty slabs unmapped to make room
-  // Requests rebuilt from idle cache because growing would pass the growth budget
-  // (ArenaOptions::grow_percent); each is also a stitch when it reused a handle.
+  // Requests rebuilt from cache (idle, or freed on the request's own stream) because growing
+  // would pass the growth budget (ArenaOptions::grow_percent); each is also a stitch when it
+  // reused a handle.
   std::uint64_t budget_rebuilds = 0;
   std::uint64_t device_syncs = 0;
   std::uint64_t events_recorded = 0;
