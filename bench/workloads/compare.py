@@ -3,6 +3,7 @@
 
     python3 compare.py WORKLOAD --cudefrag PATH/TO/cudefrag [--scale S] [--repeat N] [--passes P]
                        [--card GIB | --bisect LO HI] [--step 0.25] [--cpus LIST] [--out FILE]
+    python3 compare.py WORKLOAD --table FILE    (the timing table again, from an --out FILE)
 
 Contenders (same script, same seed, one process each, run one after another; a cudefrag
 contender takes launcher options after slashes, e.g. cudefrag+async/small-max=1MiB; a value
@@ -150,8 +151,9 @@ def fast_time(runs, contender, q=0.1):
     all its runs. On the H200's host a run's steady passes sat at one of two levels, ~0.19 s or
     ~0.23-0.25 s for the diffusion workload, switching within a process whatever the allocator
     and with the CPUs pinned: medians then measure how often the machine was slow. The low
-    quantile measures each contender at the machine's fast level, which every contender reached.
-    None without two passes per run."""
+    quantile measures each contender at the machine's fast level, which every contender of the
+    diffusion runs of 2026-11-29 reached in some run; a contender whose runs all fell on the slow
+    level (seen in the tensors workload) is overstated by it. None without two passes per run."""
     passes = [t for r in runs if r["contender"] == contender
               for t in (r.get("pass_seconds") or [])[1:]]
     return quantile(passes, q)
@@ -226,10 +228,53 @@ def fmt_gib(v):
     return "-" if v is None else f"{v / GIB:.2f}"
 
 
+def print_timing(runs, contenders, header):
+    """The timing table of `runs` (compare.py's own JSON lines), one row per contender."""
+    times = {c: [run_time(r) for r in runs if r["contender"] == c and run_time(r)]
+             for c in contenders}
+    medians = {c: statistics.median(t) for c, t in times.items() if t}
+    fastest = min(medians.values()) if medians else None
+    reference = min(medians, key=medians.get) if medians else None
+    paired = paired_ratios(runs, reference) if reference else {}
+    several = any(len(r.get("pass_seconds") or []) > 1 for r in runs)
+    timed = "passes after the first (median per run)" if several else "the steps"
+    print(f"\n{header}; time: {timed}; paired: per round, over {reference or '-'} in the same round")
+    fast = {c: fast_time(runs, c) for c in contenders}
+    fastest_fast = min((t for t in fast.values() if t), default=None)
+    print(f"  {'contender':16s} {'status':7s} {'steps':>5s} {'median s':>9s} {'ratio':>6s} "
+          f"{'paired':>6s} {'range':>11s} {'in-run':>6s} {'p10 s':>7s} {'ratio':>6s} "
+          f"{'alloc GiB':>9s} {'reserved':>9s} {'arena phys':>10s} {'outside MiB':>11s}")
+    for c in contenders:
+        last = [r for r in runs if r["contender"] == c][-1]
+        m = medians.get(c)
+        phys = last.get("pool_reserved_high") if c.startswith("cudefrag") else None
+        pr = paired.get(c, [])
+        spreads = [s for s in (in_run_spread(r) for r in runs if r["contender"] == c)
+                   if s is not None]
+        spread = f"{100 * statistics.median(spreads):.0f}%" if spreads else "-"
+        print(f"  {c:16s} {last['status']:7s} {last.get('steps', 0):5d} "
+              f"{(f'{m:.3f}' if m else '-'):>9s} "
+              f"{(f'{m / fastest:.3f}' if m and fastest else '-'):>6s} "
+              f"{(f'{statistics.median(pr):.3f}' if pr else '-'):>6s} "
+              f"{(f'{pr[0]:.3f}-{pr[-1]:.3f}' if pr else '-'):>11s} {spread:>6s} "
+              f"{(f'{fast[c]:.3f}' if fast[c] else '-'):>7s} "
+              f"{(f'{fast[c] / fastest_fast:.3f}' if fast[c] and fastest_fast else '-'):>6s} "
+              f"{fmt_gib(last.get('peak_allocated')):>9s} {fmt_gib(last.get('peak_reserved')):>9s} "
+              f"{fmt_gib(phys):>10s} {outside(last):>11s}")
+    costs = {c: pair_costs(runs, c) for c in contenders}
+    if any(costs.values()):
+        names = list(next(v for v in costs.values() if v))
+        print("\n  ns per tensor created and dropped (10th percentile of the steady passes):")
+        print(f"  {'contender':16s} " + " ".join(f"{n:>8s}" for n in names))
+        for c in contenders:
+            print(f"  {c:16s} " + " ".join(
+                f"{costs[c][n]:8.0f}" if n in costs[c] else f"{'-':>8s}" for n in names))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("workload", choices=["diffusion", "transformer", "tensors"])
-    p.add_argument("--cudefrag", required=True, help="the cudefrag launcher")
+    p.add_argument("--cudefrag", help="the cudefrag launcher (needed unless --table)")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--passes", type=int, default=1,
@@ -241,7 +286,17 @@ def main():
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--cpus", help="run every contender on these CPUs only (taskset's list: 2-5,8)")
     p.add_argument("--out")
+    p.add_argument("--table", metavar="FILE",
+                   help="run nothing: print the timing table of the runs an --out FILE recorded")
     args = p.parse_args()
+    if args.table:
+        with open(args.table) as f:
+            runs = [json.loads(line) for line in f if line.strip()]
+        contenders = list(dict.fromkeys(r["contender"] for r in runs))
+        print_timing(runs, contenders, f"{args.workload}: the runs in {args.table}")
+        return 0
+    if not args.cudefrag:
+        p.error("--cudefrag is needed to run contenders")
     args.cpu_set = parse_cpus(args.cpus) if args.cpus else None
     if args.cpu_set and not args.cpu_set <= os.sched_getaffinity(0):
         p.error(f"--cpus {args.cpus}: this process may only run on "
@@ -284,48 +339,11 @@ def main():
         for i in range(args.repeat):
             for c in rotated(contenders, i):
                 record({**run_one(args, c, args.card), "round": i + 1})
-        times = {c: [run_time(r) for r in runs if r["contender"] == c and run_time(r)]
-                 for c in contenders}
-        medians = {c: statistics.median(t) for c, t in times.items() if t}
-        fastest = min(medians.values()) if medians else None
-        reference = min(medians, key=medians.get) if medians else None
-        paired = paired_ratios(runs, reference) if reference else {}
         where = f"a {args.card:g} GiB card" if args.card else "the whole card"
         if args.cpu_set:
             where += f", CPUs {args.cpus}"
-        timed = "passes after the first (median per run)" if args.passes > 1 else "the steps"
-        print(f"\n{args.workload} --scale {args.scale:g} on {where}, {args.repeat} run(s) each; "
-              f"time: {timed}; paired: per round, over {reference or '-'} in the same round")
-        fast = {c: fast_time(runs, c) for c in contenders}
-        fastest_fast = min((t for t in fast.values() if t), default=None)
-        print(f"  {'contender':16s} {'status':7s} {'steps':>5s} {'median s':>9s} {'ratio':>6s} "
-              f"{'paired':>6s} {'range':>11s} {'in-run':>6s} {'p10 s':>7s} {'ratio':>6s} "
-              f"{'alloc GiB':>9s} {'reserved':>9s} {'arena phys':>10s} {'outside MiB':>11s}")
-        for c in contenders:
-            last = [r for r in runs if r["contender"] == c][-1]
-            m = medians.get(c)
-            phys = last.get("pool_reserved_high") if c.startswith("cudefrag") else None
-            pr = paired.get(c, [])
-            spreads = [s for s in (in_run_spread(r) for r in runs if r["contender"] == c)
-                       if s is not None]
-            spread = f"{100 * statistics.median(spreads):.0f}%" if spreads else "-"
-            print(f"  {c:16s} {last['status']:7s} {last.get('steps', 0):5d} "
-                  f"{(f'{m:.3f}' if m else '-'):>9s} "
-                  f"{(f'{m / fastest:.3f}' if m and fastest else '-'):>6s} "
-                  f"{(f'{statistics.median(pr):.3f}' if pr else '-'):>6s} "
-                  f"{(f'{pr[0]:.3f}-{pr[-1]:.3f}' if pr else '-'):>11s} {spread:>6s} "
-                  f"{(f'{fast[c]:.3f}' if fast[c] else '-'):>7s} "
-                  f"{(f'{fast[c] / fastest_fast:.3f}' if fast[c] and fastest_fast else '-'):>6s} "
-                  f"{fmt_gib(last.get('peak_allocated')):>9s} {fmt_gib(last.get('peak_reserved')):>9s} "
-                  f"{fmt_gib(phys):>10s} {outside(last):>11s}")
-        costs = {c: pair_costs(runs, c) for c in contenders}
-        if any(costs.values()):
-            names = list(next(v for v in costs.values() if v))
-            print("\n  ns per tensor created and dropped (10th percentile of the steady passes):")
-            print(f"  {'contender':16s} " + " ".join(f"{n:>8s}" for n in names))
-            for c in contenders:
-                print(f"  {c:16s} " + " ".join(
-                    f"{costs[c][n]:8.0f}" if n in costs[c] else f"{'-':>8s}" for n in names))
+        print_timing(runs, contenders,
+                     f"{args.workload} --scale {args.scale:g} on {where}, {args.repeat} run(s) each")
     if out:
         out.close()
     return 0

@@ -4,8 +4,11 @@ paired ratios.
 
     python3 bench/workloads/test_compare_parts.py
 """
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +76,28 @@ class AlternateArenaTest(unittest.TestCase):
         # An arena pass without its CUDA neighbour (an odd number of passes) pairs nothing.
         odd = {"arena": [9.0, 0.2, 0.5], "cuda": [5.0, 0.25]}
         self.assertAlmostEqual(compare.arena_over_cuda(odd), 0.8)
+
+
+class TableTest(unittest.TestCase):
+    def test_the_timing_table_again_from_recorded_runs(self):
+        runs = [{"round": 1, "contender": "native", "status": "ok", "steps": 8,
+                 "pass_seconds": [1.0, 0.20, 0.22]},
+                {"round": 1, "contender": "cudefrag+async", "status": "ok", "steps": 8,
+                 "pass_seconds": [1.0, 0.21, 0.25], "pool_reserved_high": 3 << 30}]
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+            f.write("\n".join(json.dumps(r) for r in runs) + "\n")
+        try:
+            out = subprocess.run([sys.executable, compare.__file__, "diffusion", "--table", f.name],
+                                 capture_output=True, text=True, check=True).stdout
+        finally:
+            os.unlink(f.name)
+        rows = {line.split()[0]: line.split() for line in out.splitlines()
+                if line.strip().startswith(("native", "cudefrag"))}
+        # median of steady passes 0.21 / 0.23; p10 0.20 / 0.21; arena physical 3.00 GiB.
+        self.assertEqual(rows["native"][3:5], ["0.210", "1.000"])
+        self.assertEqual(rows["cudefrag+async"][3:5], ["0.230", "1.095"])
+        self.assertEqual(rows["cudefrag+async"][8:10], ["0.210", "1.050"])
+        self.assertEqual(rows["cudefrag+async"][12], "3.00")
 
 
 class PairedTest(unittest.TestCase):
