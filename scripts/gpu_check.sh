@@ -898,7 +898,8 @@ fi  # want
 # ---------------------------------------------------------------------------------------------
 # The smallest card per contender (compare.py --bisect, ballast.py): step groups bisect (both
 # workloads) or bisect_diffusion / bisect_transformer (one each, for separate lanes). The range
-# is GPU_CHECK_BISECT ("LO HI" GiB, default "2 8"), in steps of 0.25 GiB. The figure: each
+# is GPU_CHECK_BISECT_<workload>, else GPU_CHECK_BISECT ("LO HI" GiB, default "2 8"), in steps
+# of GPU_CHECK_BISECT_STEP (default 0.25 GiB). The figure: each
 # contender's smallest card, and the workload's peak live bytes (max_memory_allocated() without
 # the shim) for scale.
 for w in diffusion transformer; do
@@ -915,9 +916,11 @@ for w in diffusion transformer; do
   # GPU_CHECK_CONTENDERS_<workload>, else GPU_CHECK_CONTENDERS: compare.py's --contenders.
   per_workload="GPU_CHECK_CONTENDERS_$w"
   contenders=${!per_workload:-${GPU_CHECK_CONTENDERS:-cudefrag+async,cudefrag+native,native,expandable,async}}
+  per_workload_range="GPU_CHECK_BISECT_$w"
+  range=${!per_workload_range:-${GPU_CHECK_BISECT:-2 8}}
   # shellcheck disable=SC2086
   run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
-    --scale "${GPU_CHECK_BISECT_SCALE:-${GPU_CHECK_WORKLOAD_SCALE:-1.0}}" --bisect ${GPU_CHECK_BISECT:-2 8} \
+    --scale "${GPU_CHECK_BISECT_SCALE:-${GPU_CHECK_WORKLOAD_SCALE:-1.0}}" --bisect $range \
     --step "${GPU_CHECK_BISECT_STEP:-0.25}" \
     --contenders "$contenders" \
     --out "$jsonl"
@@ -933,9 +936,9 @@ for r in runs:
         ok[c] = min(ok.get(c, 1e9), card)
     else:
         bad[c] = max(bad.get(c, 0), card)
-live = max((r.get("peak_allocated") or 0 for r in runs
-            if r["contender"] in ("native", "async", "expandable") and r.get("status") == "ok"),
-           default=0)
+# Every finished run of the same workload and seed asked for the same bytes; uncached PyTorch
+# counts none (0), so the largest figure is the workload's.
+live = max((r.get("peak_allocated") or 0 for r in runs if r.get("status") == "ok"), default=0)
 def cell(c):
     if c in ok:
         return "%s %g" % (c, ok[c]) + ("" if bad.get(c, 0) + 0.25 >= ok[c] - 1e-9 else " (unfinished)")

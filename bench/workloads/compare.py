@@ -7,7 +7,9 @@
 
 Contenders (same script, same seed, one process each, run one after another; a cudefrag
 contender takes launcher options after slashes, e.g. cudefrag+async/small-max=1MiB; a value
-cannot hold a slash, so give a trace a name relative to the working directory):
+cannot hold a slash, so give a trace a name relative to the working directory; any contender
+takes conf=KEY:VALUE, added to its PYTORCH_CUDA_ALLOC_CONF, once per key, e.g.
+cudefrag+native/conf=max_split_size_mb:21):
     native            PyTorch's caching allocator, no PYTORCH_CUDA_ALLOC_CONF
     expandable        expandable_segments:True
     async             backend:cudaMallocAsync
@@ -57,17 +59,41 @@ GIB = 1 << 30
 
 
 def split_contender(contender):
-    """'cudefrag+async/small-max=1MiB' -> ('cudefrag+async', ['--small-max', '1MiB'])."""
+    """'cudefrag+async/small-max=1MiB' -> ('cudefrag+async', ['--small-max', '1MiB']).
+    conf=KEY:VALUE options are not launcher options: alloc_conf() reads them."""
     name, *options = contender.split("/")
     if name not in CONF:
         raise SystemExit(f"compare.py: unknown contender {name!r} (known: {', '.join(CONF)})")
     extra = []
     for o in options:
         key, _, value = o.partition("=")
+        if key == "conf":
+            continue
         extra += [f"--{key}"] + ([value] if value else [])
     if extra and not name.startswith("cudefrag"):
         raise SystemExit(f"compare.py: launcher options only go with cudefrag contenders: {contender}")
     return name, extra
+
+
+def alloc_conf(contender):
+    """The PYTORCH_CUDA_ALLOC_CONF a contender runs with: its name's (CONF), then each
+    conf=KEY:VALUE option, comma-joined; None for none. SystemExit on an option that is not
+    KEY:VALUE or names a key twice (PyTorch would take the last one silently)."""
+    name, *options = contender.split("/")
+    items = [CONF[name]] if CONF.get(name) else []
+    keys = {item.partition(":")[0] for item in items}
+    for o in options:
+        key, _, value = o.partition("=")
+        if key != "conf":
+            continue
+        conf_key, colon, conf_value = value.partition(":")
+        if not (conf_key and colon and conf_value) or "," in value:
+            raise SystemExit(f"compare.py: {contender}: conf={value!r} is not one KEY:VALUE")
+        if conf_key in keys:
+            raise SystemExit(f"compare.py: {contender}: {conf_key} is set twice")
+        keys.add(conf_key)
+        items.append(value)
+    return ",".join(items) or None
 
 
 def parse_cpus(text):
@@ -91,8 +117,9 @@ def run_one(args, contender, card=None):
     env = dict(os.environ)
     env.pop("PYTORCH_CUDA_ALLOC_CONF", None)
     env.pop("PYTORCH_NO_CUDA_MEMORY_CACHING", None)
-    if CONF[name]:
-        env["PYTORCH_CUDA_ALLOC_CONF"] = CONF[name]
+    conf = alloc_conf(contender)
+    if conf:
+        env["PYTORCH_CUDA_ALLOC_CONF"] = conf
     env.update(ENV.get(name, {}))
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), args.workload,
            "--scale", str(args.scale), "--passes", str(args.passes)]
@@ -302,6 +329,9 @@ def main():
         p.error(f"--cpus {args.cpus}: this process may only run on "
                 f"{sorted(os.sched_getaffinity(0))}")
     contenders = args.contenders.split(",")
+    for c in contenders:  # a misspelt contender stops here, before any run
+        split_contender(c)
+        alloc_conf(c)
     runs = []
     # Every run is written as it ends, so that a bisection cut short by a time limit still leaves
     # what it measured.

@@ -25,6 +25,27 @@ class RoundsTest(unittest.TestCase):
         self.assertEqual(compare.rotated([], 3), [])
 
 
+class AllocConfTest(unittest.TestCase):
+    def test_conf_options_add_to_the_contenders_own(self):
+        self.assertIsNone(compare.alloc_conf("native"))
+        self.assertEqual(compare.alloc_conf("cudefrag+async"), "backend:cudaMallocAsync")
+        self.assertEqual(compare.alloc_conf("cudefrag+native/conf=max_split_size_mb:21/grow=150"),
+                         "max_split_size_mb:21")
+        self.assertEqual(compare.alloc_conf("expandable/conf=roundup_power2_divisions:4"),
+                         "expandable_segments:True,roundup_power2_divisions:4")
+
+    def test_conf_is_not_a_launcher_option(self):
+        self.assertEqual(compare.split_contender("cudefrag+native/conf=max_split_size_mb:21/grow=150"),
+                         ("cudefrag+native", ["--grow", "150"]))
+        self.assertEqual(compare.split_contender("native/conf=max_split_size_mb:21"), ("native", []))
+
+    def test_malformed_or_repeated_keys_are_refused(self):
+        for bad in ["native/conf=max_split_size_mb", "native/conf=:21", "native/conf=a:1,b:2",
+                    "async/conf=backend:native", "native/conf=a:1/conf=a:2"]:
+            with self.assertRaises(SystemExit, msg=bad):
+                compare.alloc_conf(bad)
+
+
 class CpusTest(unittest.TestCase):
     def test_lists_and_ranges_as_taskset_takes_them(self):
         self.assertEqual(compare.parse_cpus("2-5,8"), {2, 3, 4, 5, 8})
