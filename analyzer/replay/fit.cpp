@@ -9,7 +9,7 @@ namespace cudefrag::analyzer::replay {
 bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out,
                const RunSettings& settings) {
   out = RunResult{};
-  const std::unique_ptr<Model> model = make_model(kind, cap, settings.arena_grow_percent);
+  const std::unique_ptr<Model> model = make_model(kind, cap, settings.arena);
   std::unordered_map<std::uint64_t, Bytes> live;
   Bytes live_bytes;
   const auto free_key = [&](std::unordered_map<std::uint64_t, Bytes>::iterator it, const Op& op) {

@@ -44,8 +44,8 @@ struct RunSettings {
   // first, what the last one left live is freed (a program doing the same work again, not one
   // that keeps the first run's memory).
   unsigned repeat = 1;
-  // The cudefrag model's growth budget (make_model); 0: grow while the cap allows.
-  std::uint32_t arena_grow_percent = config::kDefaultGrowPercent;
+  // The cudefrag model's settings (make_model).
+  ArenaSettings arena;
 };
 
 // Runs `kind` over the trace with `cap` bytes available, as `settings` say. Failure times are

@@ -28,7 +28,7 @@ std::optional<ModelKind> model_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap, std::uint32_t arena_grow_percent) {
+std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap, const ArenaSettings& arena) {
   switch (kind) {
     case ModelKind::kNative:
       return std::make_unique<CachingModel>(CachingFlavor::kPyTorchNative, cap);
@@ -37,11 +37,11 @@ std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap, std::uint32_t arena
     case ModelKind::kAsyncPool:
       return std::make_unique<CachingModel>(CachingFlavor::kAsyncPool, cap);
     case ModelKind::kArena: {
-      // What `cudefrag run` gives a program: the shim's small-request threshold, not the arena
-      // library's own default, and the growth budget asked for (the shim's by default).
+      // What `cudefrag run` gives a program: the shim's settings (its defaults unless asked
+      // otherwise), not the arena library's own defaults.
       arena::ArenaOptions options;
-      options.small_threshold = config::kDefaultSmallMax;
-      options.grow_percent = arena_grow_percent;
+      options.small_threshold = arena.small_max;
+      options.grow_percent = arena.grow_percent;
       return std::make_unique<ArenaModel>(cap, options);
     }
   }

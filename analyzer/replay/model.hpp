@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "shim/common/units.hpp"
+#include "shim/config/options.hpp"
 
 namespace cudefrag::analyzer::replay {
 
@@ -52,8 +53,12 @@ std::string_view model_name(ModelKind kind);
 std::optional<ModelKind> model_from_name(std::string_view name);
 
 // `cap`: the most the model may hold from the driver (the card minus the CUDA context).
-// `arena_grow_percent`: the cudefrag model's growth budget (ArenaOptions::grow_percent, the
-// shim's --grow); the other models ignore it.
-std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap, std::uint32_t arena_grow_percent);
+// `arena`: the cudefrag model's settings, as `cudefrag run` takes them (the growth budget,
+// --grow, and the small-request threshold, --small-max); the other models ignore them.
+struct ArenaSettings {
+  std::uint32_t grow_percent = config::kDefaultGrowPercent;
+  Bytes small_max = config::kDefaultSmallMax;
+};
+std::unique_ptr<Model> make_model(ModelKind kind, Bytes cap, const ArenaSettings& arena = {});
 
 }  // namespace cudefrag::analyzer::replay

@@ -91,6 +91,10 @@ std::string text_output(const replay::ReplayOptions& o, const replay::TraceSumma
     t += "the cudefrag model's growth budget: " +
          (o.grow == 0 ? std::string("none") : std::to_string(o.grow) + " %") + " (--grow)\n";
   }
+  if (o.small_max != config::kDefaultSmallMax) {
+    t += "the cudefrag model's small-request threshold: " + bytes_text(o.small_max.value) +
+         " (--small-max)\n";
+  }
   if (o.repeat > 1) {
     t += "each model plays the trace " + std::to_string(o.repeat) +
          " times in a row (--repeat), freeing what one time left live before the next\n";
@@ -162,6 +166,7 @@ std::string json_output(const replay::ReplayOptions& o, const replay::TraceSumma
   j.field("card_step", o.card_step.value);
   j.field("repeat", static_cast<std::uint64_t>(o.repeat));
   j.field("grow", static_cast<std::uint64_t>(o.grow));
+  j.field("small_max", o.small_max.value);
   if (card) {
     j.field("card", card->value);
   } else {
@@ -235,7 +240,7 @@ int replay_main(std::span<char* const> args, std::FILE* out, std::FILE* err) {
 
   std::vector<ModelResult> results;
   if (s.device) {
-    const replay::RunSettings run{o.repeat, o.grow};
+    const replay::RunSettings run{o.repeat, {o.grow, o.small_max}};
     const replay::FitOptions fit{o.card_step, o.context, run};
     for (const ModelKind kind : o.models) {
       ModelResult r;

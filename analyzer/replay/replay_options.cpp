@@ -10,7 +10,7 @@ namespace cudefrag::analyzer::replay {
 const char* const kReplayUsage =
     "usage: cudefrag replay TRACE [--device N] [--card GiB] [--card-step GiB] [--context GiB]\n"
     "                             [--json FILE|-] [--model NAME...] [--repeat N]\n"
-    "                             [--grow PERCENT]\n"
+    "                             [--grow PERCENT] [--small-max SIZE]\n"
     "Replays the trace's allocations and frees through models of the allocators a program\n"
     "could use, and prints for each the memory it would have held, the smallest card the run\n"
     "fits on, and where it fails on the card the trace was recorded on (or on --card).\n"
@@ -25,7 +25,9 @@ const char* const kReplayUsage =
     "                   freeing first what the last time left live: whether a model's memory\n"
     "                   settles when a program does the same work again\n"
     "  --grow PERCENT   the cudefrag model's growth budget, as `cudefrag run --grow` (0, or\n"
-    "                   100-10000; default 200)\n";
+    "                   100-10000; default 200)\n"
+    "  --small-max SIZE the cudefrag model's small-request threshold, as `cudefrag run\n"
+    "                   --small-max` (up to 16MiB, units as for --limit; default 8MiB)\n";
 
 namespace {
 
@@ -64,7 +66,7 @@ ParsedReplayArgs parse_replay_args(std::span<char* const> args) {
     }
     const bool takes_value = a == "--device" || a == "--card" || a == "--card-step" ||
                              a == "--context" || a == "--json" || a == "--model" ||
-                             a == "--repeat" || a == "--grow";
+                             a == "--repeat" || a == "--grow" || a == "--small-max";
     if (takes_value) {
       if (i + 1 >= args.size()) {
         parsed.error = std::string(a) + " needs a value";
@@ -97,6 +99,10 @@ ParsedReplayArgs parse_replay_args(std::span<char* const> args) {
         config::Config c;
         good = !v.empty() && config::parse_option(config::Option::kGrow, v, c);
         o.grow = c.grow_percent;
+      } else if (a == "--small-max") {
+        config::Config c;
+        good = !v.empty() && config::parse_option(config::Option::kSmallMax, v, c);
+        o.small_max = c.small_max;
       } else {
         good = add_models(v, o.models);
         // `--model native expandable`: the names that follow are models too.

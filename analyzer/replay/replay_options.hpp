@@ -23,6 +23,7 @@ struct ReplayOptions {
   std::vector<ModelKind> models;    // default: all, in kAllModels order
   unsigned repeat = 1;              // --repeat N: the trace played N times in a row (1-1000)
   std::uint32_t grow = config::kDefaultGrowPercent;  // --grow: the cudefrag model's budget
+  Bytes small_max = config::kDefaultSmallMax;        // --small-max: its small-request threshold
 };
 
 struct ParsedReplayArgs {

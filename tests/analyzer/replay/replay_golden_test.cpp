@@ -133,7 +133,7 @@ TEST(ReplayH200, TheGrowthBudgetSettlesTheArenaModelOnARepeatedWorkload) {
   ASSERT_TRUE(trace.scan()) << trace.error();
   replay::RunResult unbounded;
   ASSERT_TRUE(replay::run_model(trace, replay::ModelKind::kArena, replay::kNoCap, unbounded,
-                                replay::RunSettings{4, 0}));
+                                replay::RunSettings{4, {0}}));
   replay::RunResult budget;
   ASSERT_TRUE(replay::run_model(trace, replay::ModelKind::kArena, replay::kNoCap, budget,
                                 replay::RunSettings{4}));
@@ -142,6 +142,21 @@ TEST(ReplayH200, TheGrowthBudgetSettlesTheArenaModelOnARepeatedWorkload) {
   EXPECT_GT(unbounded.peak_by_repetition.back(), unbounded.peak_by_repetition.front());
   EXPECT_LT(budget.peak_reserved, unbounded.peak_reserved);
   EXPECT_LE(budget.peak_reserved.value, trace.summary().peak_live.value * 21 / 10);
+}
+
+// --small-max reaches the arena model: with no slabs (0) every small request of the diffusion
+// trace gets whole 2 MiB pages of its own, and the model holds more than with the shim's default.
+TEST(ReplayH200, TheSmallRequestThresholdReachesTheArenaModel) {
+  replay::TraceOps trace(kSource + "/examples/traces/h200/workload-diffusion.cdtrace",
+                         std::nullopt);
+  ASSERT_TRUE(trace.scan()) << trace.error();
+  replay::RunResult slabs;
+  ASSERT_TRUE(replay::run_model(trace, replay::ModelKind::kArena, replay::kNoCap, slabs,
+                                replay::RunSettings{}));
+  replay::RunResult pages;
+  ASSERT_TRUE(replay::run_model(trace, replay::ModelKind::kArena, replay::kNoCap, pages,
+                                replay::RunSettings{1, {config::kDefaultGrowPercent, Bytes{}}}));
+  EXPECT_GT(pages.peak_reserved, slabs.peak_reserved);
 }
 
 }  // namespace

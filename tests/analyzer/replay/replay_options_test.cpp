@@ -24,6 +24,15 @@ TEST(ReplayOptions, Defaults) {
   EXPECT_EQ(p.options->models.size(), 4u);
   EXPECT_EQ(p.options->repeat, 1u);
   EXPECT_EQ(p.options->grow, 200u);
+  EXPECT_EQ(p.options->small_max, MiB(8));
+}
+
+TEST(ReplayOptions, SmallMaxTakesTheShimsValues) {
+  EXPECT_EQ(parse({"t", "--small-max", "2MiB"}).options->small_max, MiB(2));
+  EXPECT_EQ(parse({"t", "--small-max", "0"}).options->small_max, Bytes{});
+  for (const char* bad : {"17MiB", "-1", "x", ""}) {
+    EXPECT_NE(parse({"t", "--small-max", bad}).error.find("--small-max"), std::string::npos) << bad;
+  }
 }
 
 TEST(ReplayOptions, GrowTakesTheShimsValues) {
