@@ -1,5 +1,7 @@
 #include "analyzer/replay/arena_model.hpp"
 
+#include <algorithm>
+
 #include "analyzer/replay/accounting_backend.hpp"
 
 namespace cudefrag::analyzer::replay {
@@ -48,6 +50,14 @@ Bytes ArenaModel::peak_reserved() const {
 
 std::uint64_t ArenaModel::driver_allocations() const {
   return arena_ == nullptr ? 0 : arena_->stats().handles_created;
+}
+
+std::optional<ArenaState> ArenaModel::arena_state() const {
+  if (arena_ == nullptr) return std::nullopt;
+  const arena::ArenaStats s = arena_->stats();
+  const Bytes reclaimable = arena_->figures().reclaimable;
+  return ArenaState{s.live, s.requested, s.live_allocations, s.cached,
+                    std::min(reclaimable, s.cached)};
 }
 
 arena::ArenaStats ArenaModel::stats() const {

@@ -22,6 +22,7 @@ class ArenaModel final : public Model {
   Bytes reserved() const override;
   Bytes peak_reserved() const override;
   std::uint64_t driver_allocations() const override;  // physical handles created
+  std::optional<ArenaState> arena_state() const override;
 
   // For the tests: the arena's own counters.
   arena::ArenaStats stats() const;

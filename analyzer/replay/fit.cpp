@@ -47,7 +47,8 @@ bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out,
       if (op.size.value == 0) return true;
       if (!model->allocate(op.key, op.size, op.stream, op.legacy)) {
         out.failure =
-            Failure{op.time_ns, op.size, op.stack, op.entry, live_bytes, model->reserved()};
+            Failure{op.time_ns,          op.size, op.stack, op.entry, live_bytes, model->reserved(),
+                    model->arena_state()};
         return false;
       }
       live.emplace(op.key, op.size);

@@ -26,8 +26,9 @@ struct Failure {
   Bytes size;                 // requested
   std::uint32_t stack = 0;
   std::uint16_t entry = 0;
-  Bytes live;      // requested bytes live when it failed
-  Bytes reserved;  // what the model held when it failed
+  Bytes live;                       // requested bytes live when it failed
+  Bytes reserved;                   // what the model held when it failed
+  std::optional<ArenaState> arena;  // the arena model's Model::arena_state() then
 };
 
 struct RunResult {

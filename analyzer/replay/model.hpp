@@ -15,6 +15,8 @@
 // - driver_allocations() counts the times the model took new physical memory from the driver
 //   (a segment, a mapped run of pages, a physical handle): each is a slow path in the real
 //   allocator, and with virtual memory a mapping change the GPU sees.
+// - arena_state() is for the arena model only (nullopt for the others): where what it holds
+//   sits, read right after a failed allocate() to say why the request did not fit.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,18 @@
 
 namespace cudefrag::analyzer::replay {
 
+// What the arena held when a request failed, beyond the live bytes: the rounding of live
+// allocations (granted - requested), and its cache, split into what any request could reuse or
+// stitch (freed ranges, empty slabs and slab pages) and the rest (free slots of slab pages that
+// a live slot pins, which only small requests can use).
+struct ArenaState {
+  Bytes granted;    // to live allocations (slot and range sizes)
+  Bytes requested;  // by them
+  std::uint64_t live_allocations = 0;
+  Bytes cached;       // mapped, not granted
+  Bytes reclaimable;  // of the cache: what any request can reuse or stitch
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -36,6 +50,7 @@ class Model {
   virtual Bytes reserved() const = 0;
   virtual Bytes peak_reserved() const = 0;
   virtual std::uint64_t driver_allocations() const = 0;
+  virtual std::optional<ArenaState> arena_state() const { return std::nullopt; }
 };
 
 enum class ModelKind : std::uint8_t {

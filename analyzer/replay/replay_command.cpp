@@ -27,6 +27,17 @@ struct ModelResult {
   std::string failure_site;
 };
 
+// Where the arena's memory sat when a request failed: an indented line under the failure.
+std::string arena_state_text(const replay::ArenaState& a) {
+  const Bytes pinned = a.cached - a.reclaimable;
+  return "  the arena then: " + bytes_text(a.granted.value) + " granted to " +
+         std::to_string(a.live_allocations) + " live allocations (" +
+         bytes_text(a.requested.value) + " requested), " + bytes_text(a.cached.value) +
+         " cached: " + bytes_text(a.reclaimable.value) + " that any request could reuse, " +
+         bytes_text(pinned.value) +
+         " in free slots of slab pages that live slots pin (their size follows --small-max)\n";
+}
+
 const char* model_description(ModelKind kind) {
   switch (kind) {
     case ModelKind::kNative:
@@ -132,6 +143,7 @@ std::string text_output(const replay::ReplayOptions& o, const replay::TraceSumma
          seconds_text(static_cast<std::int64_t>(f.time_ns)) + " s: " + bytes_text(f.size.value) +
          " requested by " + r.failure_site + ", with " + bytes_text(f.live.value) + " live and " +
          bytes_text(f.reserved.value) + " held\n";
+    if (f.arena) t += arena_state_text(*f.arena);
   }
   t += "\n";
   for (const ModelResult& r : results) {
@@ -201,6 +213,15 @@ std::string json_output(const replay::ReplayOptions& o, const replay::TraceSumma
       j.field("site", r.failure_site);
       j.field("live", f.live.value);
       j.field("reserved", f.reserved.value);
+      if (f.arena) {
+        j.key("arena").begin_object();
+        j.field("granted", f.arena->granted.value);
+        j.field("requested", f.arena->requested.value);
+        j.field("live_allocations", f.arena->live_allocations);
+        j.field("cached", f.arena->cached.value);
+        j.field("reclaimable", f.arena->reclaimable.value);
+        j.end_object();
+      }
       j.end_object();
     } else {
       j.key("failure").null();

@@ -159,5 +159,37 @@ TEST(ReplayH200, TheSmallRequestThresholdReachesTheArenaModel) {
   EXPECT_GT(pages.peak_reserved, slabs.peak_reserved);
 }
 
+// Why the arena model's request failed, told by where its memory sat: on the ComfyUI trace at
+// 3.06 GiB (the smallest card with the default threshold is 3.08, docs/replay.md) a live slot
+// pins free slots of 8 MiB slab pages, and what any request could reuse, with what the cap
+// leaves, is less than the request. With 1 MiB pages the same card holds the run.
+TEST(ReplayH200, AnArenaFailureSaysWhereTheMemorySat) {
+  replay::TraceOps trace(kSource + "/examples/traces/h200/comfyui-sd15-card-3.5gib.cdtrace",
+                         std::nullopt);
+  ASSERT_TRUE(trace.scan()) << trace.error();
+  const Bytes cap =
+      Bytes{static_cast<std::uint64_t>(3.06 * static_cast<double>(GiB(1).value))} - MiB(512);
+  replay::RunResult r;
+  ASSERT_TRUE(replay::run_model(trace, replay::ModelKind::kArena, cap, r));
+  ASSERT_TRUE(r.failure.has_value());
+  ASSERT_TRUE(r.failure->arena.has_value());
+  const replay::ArenaState& a = *r.failure->arena;
+  EXPECT_GE(a.granted, a.requested);
+  EXPECT_EQ(a.requested, r.failure->live);
+  EXPECT_LE(a.reclaimable, a.cached);
+  EXPECT_GT(a.cached - a.reclaimable, MiB(64));  // pinned in partly used slab pages
+  EXPECT_LT(a.reclaimable + (cap - r.failure->reserved), r.failure->size);
+
+  replay::RunResult small_pages;
+  ASSERT_TRUE(replay::run_model(trace, replay::ModelKind::kArena, cap, small_pages,
+                                replay::RunSettings{1, {config::kDefaultGrowPercent, MiB(1)}}));
+  EXPECT_FALSE(small_pages.failure.has_value());
+
+  replay::RunResult native;  // fails on this card too (its smallest is 3.14 GiB)
+  ASSERT_TRUE(replay::run_model(trace, replay::ModelKind::kNative, cap, native));
+  ASSERT_TRUE(native.failure.has_value());
+  EXPECT_FALSE(native.failure->arena.has_value());  // the arena model's only
+}
+
 }  // namespace
 }  // namespace cudefrag::analyzer
