@@ -46,9 +46,9 @@ bool run_model(TraceOps& trace, ModelKind kind, Bytes cap, RunResult& out,
       }
       if (op.size.value == 0) return true;
       if (!model->allocate(op.key, op.size, op.stream, op.legacy)) {
-        out.failure =
-            Failure{op.time_ns,          op.size, op.stack, op.entry, live_bytes, model->reserved(),
-                    model->arena_state()};
+        Failure f{op.time_ns, op.size, op.stack, op.entry, live_bytes, model->reserved()};
+        f.arena = model->arena_state();
+        out.failure = f;
         return false;
       }
       live.emplace(op.key, op.size);
