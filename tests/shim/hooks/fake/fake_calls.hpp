@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include <sys/mman.h>
+
 namespace cudefrag::fake {
 
 template <std::size_t N>
@@ -36,10 +38,24 @@ class CallLog {
   std::array<std::atomic<std::uint64_t>, N> counts_{};
 };
 
-// Fake device addresses: unique, 2 MiB apart, never 0.
+// Fake device addresses: 2 MiB apart, never 0, unique for 32768 allocations, and inside an address
+// range reserved (PROT_NONE, never touched) for the process's lifetime. A real driver's allocations
+// never overlap the arena's reserved region; with fixed fake addresses they could, when the host
+// backend's region happened to be mapped over them, and a foreign pointer then looked like the
+// arena's (ArenaRouting tests, a few runs in a hundred under ASan). The reservation makes the
+// fake keep the driver's promise.
 inline std::uint64_t next_fake_address() noexcept {
-  static std::atomic<std::uint64_t> next{0x7f0000000000ULL};
-  return next.fetch_add(2ULL << 20, std::memory_order_relaxed);
+  constexpr std::uint64_t kStep = 2ULL << 20;
+  constexpr std::uint64_t kSpan = 64ULL << 30;  // 32768 addresses, then they repeat
+  // 2 MiB-aligned, as the driver's large allocations are.
+  static const std::uint64_t base = []() -> std::uint64_t {
+    void* p =
+        mmap(nullptr, kSpan + kStep, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return 0x7f0000000000ULL;
+    return (reinterpret_cast<std::uint64_t>(p) + kStep - 1) / kStep * kStep;
+  }();
+  static std::atomic<std::uint64_t> next{0};
+  return base + next.fetch_add(kStep, std::memory_order_relaxed) % kSpan;
 }
 
 // Sizes at or above this fail with out-of-memory, so tests can provoke failures.
