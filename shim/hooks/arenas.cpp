@@ -290,6 +290,7 @@ void reset_arenas_for_testing() noexcept {
     delete s.arena.exchange(nullptr, std::memory_order_acq_rel);
     s.start.store(Start::kNotTried, std::memory_order_release);
     s.pool_known.store(false, std::memory_order_release);
+    s.stream_ordered.store(false, std::memory_order_release);
     s.threshold_set.store(false, std::memory_order_release);
     s.pending_peers.store(0, std::memory_order_release);
     s.changed.store(false, std::memory_order_release);
