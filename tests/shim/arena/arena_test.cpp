@@ -342,16 +342,21 @@ TEST(Arena, ReuseGrantsNoSlackWhileMemoryIsShort) {
   EXPECT_EQ(arena->allocation_range(must_allocate(*arena, MiB(46)))->granted, MiB(50));
 }
 
+// A 512 MiB host device whose arena has growth budget `grow` (ArenaOptions::grow_percent).
+std::unique_ptr<Arena> budget_arena(std::uint32_t grow) {
+  HostArenaConfig config;
+  config.capacity = MiB(512);
+  config.options.grow_percent = grow;
+  return make_host_arena(config);
+}
+
 // Growth budget (ArenaOptions::grow_percent): a request that would take physical memory past
 // the budget is rebuilt from idle cache first, here with a budget of 100 % of the largest live
 // figure. A 64 MiB range, freed, cannot serve 96 MiB whole; growing would hold 160 MiB for a
 // 96 MiB peak, so its handle is stitched behind the new range with 32 MiB created beside it.
 TEST(Arena, PastTheGrowthBudgetARequestIsRebuiltFromIdleCache) {
   for (const std::uint32_t grow : {100u, 0u}) {
-    HostArenaConfig config;
-    config.capacity = MiB(512);
-    config.options.grow_percent = grow;
-    auto arena = make_host_arena(config);
+    auto arena = budget_arena(grow);
     const DevicePtr first = must_allocate(*arena, MiB(64));
     ASSERT_EQ(arena->free(first, {}, FreeKind::kLegacy), FreeResult::kOk);
     const DevicePtr second = must_allocate(*arena, MiB(96));
@@ -377,10 +382,7 @@ TEST(Arena, PastTheGrowthBudgetARequestIsRebuiltFromIdleCache) {
 // The budget never waits for the device: memory whose stream-ordered free is not yet known
 // complete stays where it is, and the arena grows instead (the limit still allows it).
 TEST(Arena, TheGrowthBudgetTakesOnlyMemoryKnownIdle) {
-  HostArenaConfig config;
-  config.capacity = MiB(512);
-  config.options.grow_percent = 100;
-  auto arena = make_host_arena(config);
+  auto arena = budget_arena(100);
   vmm::HostStream s1;
   vmm::HostStream s2;
   std::atomic<bool> go{false};
@@ -404,10 +406,7 @@ TEST(Arena, TheGrowthBudgetTakesOnlyMemoryKnownIdle) {
 // queued through them (a "kernel" held back, then writing through the old address) finds
 // memory there; unmapped at once, the host backend's reservation would fault.
 TEST(Arena, TheGrowthBudgetTakesMemoryFreedOnTheSameStreamWithoutWaiting) {
-  HostArenaConfig config;
-  config.capacity = MiB(512);
-  config.options.grow_percent = 100;
-  auto arena = make_host_arena(config);
+  auto arena = budget_arena(100);
   const Patterns patterns(MiB(96));
   vmm::HostStream s1;
   std::atomic<bool> go{false};
@@ -442,10 +441,7 @@ TEST(Arena, TheGrowthBudgetTakesMemoryFreedOnTheSameStreamWithoutWaiting) {
 // addresses still map it: the device keeps that memory until they are unmapped, so the arena
 // keeps counting it, and releases it once the free has completed.
 TEST(Arena, AHandleStillMappedAtARetiredAddressIsReleasedWhenThatAddressGoes) {
-  HostArenaConfig config;
-  config.capacity = MiB(512);
-  config.options.grow_percent = 100;
-  auto arena = make_host_arena(config);
+  auto arena = budget_arena(100);
   vmm::HostStream s1;
   std::atomic<bool> go{false};
   const DevicePtr first = must_allocate(*arena, MiB(64), s1.ref());
