@@ -99,6 +99,13 @@ limit_for() {
   echo $(($1 < left ? $1 : left))
 }
 
+# for_workload NAME W DEFAULT: the value of NAME_W, else of NAME, else DEFAULT (a step's setting
+# for one workload, or for all of them).
+for_workload() {
+  local one="$1_$2" all=$1
+  echo "${!one:-${!all:-$3}}"
+}
+
 is_elf() { [[ -f $1 && $(head -c4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
 
 # ---------------------------------------------------------------------------------------------
@@ -786,8 +793,7 @@ for w in diffusion transformer tensors; do
   fi
   workload_options=()
   [[ -n ${GPU_CHECK_WORKLOAD_CPUS:-} ]] && workload_options+=(--cpus "$GPU_CHECK_WORKLOAD_CPUS")
-  contenders_var="GPU_CHECK_WORKLOAD_CONTENDERS_$w"
-  contenders=${!contenders_var:-${GPU_CHECK_WORKLOAD_CONTENDERS:-}}
+  contenders=$(for_workload GPU_CHECK_WORKLOAD_CONTENDERS "$w" "")
   [[ -n $contenders ]] && workload_options+=(--contenders "$contenders")
   run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
     --scale "${GPU_CHECK_WORKLOAD_SCALE:-1.0}" --repeat "$repeat" \
@@ -900,8 +906,8 @@ fi  # want
 # workloads) or bisect_diffusion / bisect_transformer (one each, for separate lanes). The range
 # is GPU_CHECK_BISECT_<workload>, else GPU_CHECK_BISECT ("LO HI" GiB, default "2 8"), in steps
 # of GPU_CHECK_BISECT_STEP (default 0.25 GiB). The figure: each
-# contender's smallest card, and the workload's peak live bytes (max_memory_allocated() without
-# the shim) for scale.
+# contender's smallest card, and the workload's peak live bytes (the largest
+# max_memory_allocated() of the finished runs) for scale.
 for w in diffusion transformer; do
   asked bisect || asked "bisect_$w" || continue
   log="$logs/bisect_$w.log"
@@ -914,20 +920,20 @@ for w in diffusion transformer; do
     continue
   fi
   # GPU_CHECK_CONTENDERS_<workload>, else GPU_CHECK_CONTENDERS: compare.py's --contenders.
-  per_workload="GPU_CHECK_CONTENDERS_$w"
-  contenders=${!per_workload:-${GPU_CHECK_CONTENDERS:-cudefrag+async,cudefrag+native,native,expandable,async}}
-  per_workload_range="GPU_CHECK_BISECT_$w"
-  range=${!per_workload_range:-${GPU_CHECK_BISECT:-2 8}}
+  contenders=$(for_workload GPU_CHECK_CONTENDERS "$w" cudefrag+async,cudefrag+native,native,expandable,async)
+  range=$(for_workload GPU_CHECK_BISECT "$w" "2 8")
+  step=${GPU_CHECK_BISECT_STEP:-0.25}
   # shellcheck disable=SC2086
   run_logged "$log" "$limit" $py "$repo/bench/workloads/compare.py" "$w" --cudefrag "$launcher" \
     --scale "${GPU_CHECK_BISECT_SCALE:-${GPU_CHECK_WORKLOAD_SCALE:-1.0}}" --bisect $range \
-    --step "${GPU_CHECK_BISECT_STEP:-0.25}" \
+    --step "$step" \
     --contenders "$contenders" \
     --out "$jsonl"
   rc=$?
-  figure=$($py - "$jsonl" <<'PY' 2>/dev/null
+  figure=$($py - "$jsonl" "$step" <<'PY' 2>/dev/null
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
+step = float(sys.argv[2])
 order, ok, bad = [], {}, {}
 for r in runs:
     c, card = r["contender"], r.get("card_gib")
@@ -941,7 +947,8 @@ for r in runs:
 live = max((r.get("peak_allocated") or 0 for r in runs if r.get("status") == "ok"), default=0)
 def cell(c):
     if c in ok:
-        return "%s %g" % (c, ok[c]) + ("" if bad.get(c, 0) + 0.25 >= ok[c] - 1e-9 else " (unfinished)")
+        # Unfinished: no failure one step below the smallest card that worked (LO bounded it).
+        return "%s %g" % (c, ok[c]) + ("" if bad.get(c, 0) + step >= ok[c] - 1e-9 else " (unfinished)")
     return "%s >%g" % (c, bad.get(c, 0))
 print("; ".join(cell(c) for c in order) + "; peak live %.2f GiB" % (live / 2**30))
 PY
