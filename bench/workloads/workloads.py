@@ -302,8 +302,13 @@ TENSOR_SIZES = [("512B", 512), ("64KiB", 64 << 10), ("2MiB", 2 << 20), ("48MiB",
 TENSOR_PAIRS = 20000
 
 
+def tensor_pairs(scale):
+    """How many tensors a step of the tensors workload creates and drops at `scale`."""
+    return max(1, int(TENSOR_PAIRS * scale))
+
+
 def tensor_steps(scale, device):
-    pairs = max(1, int(TENSOR_PAIRS * scale))
+    pairs = tensor_pairs(scale)
 
     def step(nbytes, n):
         for _ in range(n):
@@ -350,8 +355,7 @@ def main():
     make = {"diffusion": diffusion_steps, "transformer": transformer_steps,
             "tensors": tensor_steps}[args.workload]
     result = {"workload": args.workload, "status": "ok", "steps": 0, "failed_step": None,
-              "pairs_per_step": max(1, int(TENSOR_PAIRS * args.scale))
-              if args.workload == "tensors" else None,
+              "pairs_per_step": tensor_pairs(args.scale) if args.workload == "tensors" else None,
               "allocator_backend": torch.cuda.get_allocator_backend(),
               "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")}
     start = None
